@@ -1,0 +1,24 @@
+/// Exit statuses of every command (interfaces.md).
+public enum ExitStatus: Int32, Sendable {
+    case success = 0
+    /// The input is readable but wrong: invalid weights, parity out of tolerance.
+    case invalid = 1
+    /// Usage error, or an unreadable or corrupt file.
+    case unreadable = 2
+}
+
+/// A problem with one file. Every format's error enum is wrapped in this so the
+/// one-line message always starts with the file's path.
+public struct FileError: Error, CustomStringConvertible {
+    public let path: String
+    public let problem: any Error
+    public let status: ExitStatus
+
+    public init(path: String, problem: any Error, status: ExitStatus = .unreadable) {
+        self.path = path
+        self.problem = problem
+        self.status = status
+    }
+
+    public var description: String { "\(path): \(String(describing: problem))" }
+}
