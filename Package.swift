@@ -43,12 +43,13 @@ let package = Package(
         .executableTarget(name: "aislfd-match", dependencies: ["AISLFDCommands"]),
         .executableTarget(name: "aislfd-verify", dependencies: ["AISLFDCommands"]),
 
+        .target(name: "AISLFDTestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "AISLFDCoreTests", dependencies: ["AISLFDCore"]),
-        .testTarget(name: "AISLFDIOTests", dependencies: ["AISLFDIO"]),
-        .testTarget(name: "AISLFDSchemaTests", dependencies: ["AISLFDSchema", "AISLFDIO"]),
-        .testTarget(name: "AISLFDConvertTests", dependencies: ["AISLFDConvert", "AISLFDRuntime"]),
-        .testTarget(name: "AISLFDRuntimeTests", dependencies: ["AISLFDRuntime"]),
-        .testTarget(name: "AISLFDCommandsTests", dependencies: ["AISLFDCommands"]),
+        .testTarget(name: "AISLFDIOTests", dependencies: ["AISLFDIO", "AISLFDTestSupport"]),
+        .testTarget(name: "AISLFDSchemaTests", dependencies: ["AISLFDSchema", "AISLFDIO", "AISLFDTestSupport"]),
+        .testTarget(name: "AISLFDConvertTests", dependencies: ["AISLFDConvert", "AISLFDRuntime", "AISLFDTestSupport"]),
+        .testTarget(name: "AISLFDRuntimeTests", dependencies: ["AISLFDRuntime", "AISLFDTestSupport"]),
+        .testTarget(name: "AISLFDCommandsTests", dependencies: ["AISLFDCommands", "AISLFDTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

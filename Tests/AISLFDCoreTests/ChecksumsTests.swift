@@ -1,5 +1,5 @@
 import XCTest
-@testable import AISLFDCore
+import AISLFDCore
 
 final class ChecksumsTests: XCTestCase {
     // Digests of the FIPS 180-4 example messages.

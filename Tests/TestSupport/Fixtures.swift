@@ -1,0 +1,27 @@
+import Foundation
+
+/// Locates committed test files from the repository root, so tests run the
+/// same from `swift test` in any working directory.
+public enum Fixtures {
+    public static let repoRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent()  // TestSupport
+        .deletingLastPathComponent()  // Tests
+        .deletingLastPathComponent()
+
+    /// A path under `Tests/Fixtures/`.
+    public static func path(_ relative: String) -> String {
+        repoRoot.appendingPathComponent("Tests/Fixtures").appendingPathComponent(relative).path
+    }
+
+    /// A path under the repository root (for `Weights/`, `Schemas/`, ...).
+    public static func repoPath(_ relative: String) -> String {
+        repoRoot.appendingPathComponent(relative).path
+    }
+
+    /// A fresh empty folder under the system temporary directory.
+    public static func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("aislfd-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+}
