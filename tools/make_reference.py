@@ -73,6 +73,13 @@ def build_model(weights, arch=None):
     if arch is None:
         raise SystemExit('the weights match none of the architectures; pass --arch to see what is missing')
     model = models.build(arch)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in weights]
+    unexpected = [k for k in weights if k not in expected]
+    wrong = [k for k in expected if k in weights and tuple(np.shape(weights[k])) != tuple(expected[k].shape)]
+    if missing or unexpected or wrong:
+        raise SystemExit(f'the weights do not fit {arch}: {len(missing)} missing (first {missing[:1]}), '
+                         f'{len(unexpected)} unexpected (first {unexpected[:1]}), {len(wrong)} of wrong shape (first {wrong[:1]})')
     model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in weights.items()}, strict=True)
     return model.eval()
 
@@ -148,7 +155,10 @@ def main():
         if kp.dtype != np.float32 or kp.ndim != 2 or kp.shape[1] != 2:
             raise SystemExit(f'{args.keypoints}: expected float32 [N, 2], got {kp.dtype} {list(kp.shape)}')
         keypoints = torch.from_numpy(kp)
-    result = run(model, image, keypoints, args.acts)
+    try:
+        result = run(model, image, keypoints, args.acts)
+    except ValueError as error:  # e.g. an image smaller than 24x24
+        raise SystemExit(f'{args.image}: {error}')
     result['arch'] = np.array(model.arch)
     if args.check_float64:
         check_float64(model, image, keypoints, result)
