@@ -96,10 +96,11 @@ struct AISWBytes {
     func key(_ entry: Int) -> String { String(decoding: bytes[(entry + 48)..<(entry + 48 + u16(entry))], as: UTF8.self) }
     func dims(_ entry: Int) -> Int { entry + (48 + u16(entry) + u16(entry + 2) + 7) / 8 * 8 }
 
-    /// Recomputes the header checksum so a patch reaches the checks behind it.
+    /// Recomputes the header checksum so a patch reaches the checks behind it (over what
+    /// exists when a patched length points past the end).
     mutating func fixChecksum() {
         let head = bytes.withUnsafeBytes { crc32(UnsafeRawBufferPointer(rebasing: $0[0..<60])) }
-        let crc = bytes.withUnsafeBytes { crc32(UnsafeRawBufferPointer(rebasing: $0[64..<dataOffset]), seed: head) }
+        let crc = bytes.withUnsafeBytes { crc32(UnsafeRawBufferPointer(rebasing: $0[64..<min(dataOffset, bytes.count)]), seed: head) }
         set32(60, crc)
     }
 }

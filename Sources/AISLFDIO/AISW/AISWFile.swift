@@ -220,7 +220,9 @@ public final class AISWFile: @unchecked Sendable {
             }
             guard index.updateValue(i, forKey: key) == nil else { throw AISWError.duplicateKey(key) }
 
-            let expected = try Checked.mul(Checked.elementCount(shape), storage.byteSize)
+            guard let expected = try? Checked.mul(Checked.elementCount(shape), storage.byteSize) else {
+                throw bad("shape \(shape) has more bytes than 64-bit sizes hold")
+            }
             let (dataStart, dataLength) = try Self.region(key: key, name: "data", offset: u64(cursor + 8), length: u64(cursor + 16),
                                                           dataOffset: dataOffset, previousEnd: previousEnd, fileLength: fileLength)
             guard dataLength == expected else { throw bad("\(dataLength) data bytes, shape \(shape) of \(storage.rawValue) needs \(expected)") }
