@@ -82,6 +82,8 @@ final class AISWWriterTests: XCTestCase {
         guard case .invalidScale(key: "q", channel: 1, _) = refusal([.int8(key: "q", shape: [2], values: [1, 2], scales: [1, .nan], role: "")]) else {
             return XCTFail()
         }
+        XCTAssertEqual(refusal([.int8(key: "q", shape: [2], values: [1, -128], scales: [1, 1], role: "")]),
+                       .invalidTensor(key: "q", problem: "int8 value -128 (symmetric quantization stores -127 ... 127)"))
         XCTAssertEqual(refusal([AISWTensor(key: "a", shape: [1], storage: .fp32, data: [0, 0, 0, 0], scales: [1], role: "")]),
                        .invalidTensor(key: "a", problem: "scales given for fp32 storage"))
         XCTAssertEqual(refusal([.fp32(key: "a", shape: [Int](repeating: 1, count: 9), values: [1], role: "")]),

@@ -32,7 +32,7 @@ public final class AISWFile: @unchecked Sendable {
     public let path: String
     public let metadata: AISWMetadata
     /// The metadata exactly as stored (all keys, including ones this version does not model).
-    public let metadataJSON: JSONValue
+    public let metadataJSON: AISWJSON
     public let tensors: [AISWTensorEntry]
     public let fileLength: Int
     /// Start of the data section.
@@ -70,7 +70,7 @@ public final class AISWFile: @unchecked Sendable {
         let e = try entryOrThrow(key)
         guard e.storage == .fp32 else { throw fail(.wrongStorage(key: key, storage: e.storage, expected: .fp32)) }
         // The file is little-endian; on a big-endian host the floats would need swapping.
-        guard 1.littleEndian == 1 else { throw fail(.wrongStorage(key: key, storage: e.storage, expected: .fp32)) }
+        guard 1.littleEndian == 1 else { throw fail(.bigEndianHost) }
         let raw = try rawData(key)
         guard let base = raw.baseAddress else { return UnsafeBufferPointer(start: nil, count: 0) }
         // Offsets are multiples of 64 and the mapping is page-aligned, so this is aligned.
@@ -165,7 +165,7 @@ public final class AISWFile: @unchecked Sendable {
 
         // Metadata: strict JSON first (duplicates, depth), then the typed fields.
         let metaBytes = Array(bytes[AISWFormat.headerLength..<(AISWFormat.headerLength + metadataLength)])
-        let json = try JSONValue.parse(metaBytes)
+        let json = try AISWJSON.parse(metaBytes)
         guard case .object = json else { throw AISWError.invalidMetadata("not a JSON object") }
         let metadata = try AISWMetadata.decode(metaBytes)
 

@@ -112,10 +112,11 @@ public enum AISWError: Error, Equatable, CustomStringConvertible, Sendable {
     case noSuchTensor(String)
     case wrongStorage(key: String, storage: AISWStorage, expected: AISWStorage)
     case sameFileAsInput(input: String)
+    case bigEndianHost
 
     public var description: String {
         switch self {
-        case .system(let call, let code): return "\(call) failed: \(systemErrorMessage(code))"
+        case .system(let call, let code): return "\(call) failed: \(AISWSystem.errorMessage(code))"
         case .notRegularFile: return "not a regular file"
         case .badMagic: return "not an .aisw file (bad magic bytes)"
         case .unsupportedVersion(let v): return "unsupported .aisw version \(v) (this reader knows version \(AISWFormat.version))"
@@ -143,6 +144,7 @@ public enum AISWError: Error, Equatable, CustomStringConvertible, Sendable {
         case .noSuchTensor(let key): return "no tensor \(key)"
         case .wrongStorage(let key, let storage, let expected): return "tensor \(key) is stored as \(storage.rawValue), not \(expected.rawValue)"
         case .sameFileAsInput(let input): return "output is the same file as the input \(input); refusing to overwrite it"
+        case .bigEndianHost: return "fp32 data cannot be used in place on a big-endian host; use floats(_:)"
         }
     }
 }

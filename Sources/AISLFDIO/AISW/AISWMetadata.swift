@@ -56,9 +56,9 @@ public struct AISWMetadata: Codable, Equatable, Sendable {
         /// Patterns of tensors kept at fp32 whatever the precision.
         public var keep: [String]
         /// Any other option as given (e.g. a clamp setting), by option name.
-        public var other: [String: JSONValue]
+        public var other: [String: AISWJSON]
 
-        public init(precision: String, fold: Bool, keep: [String] = [], other: [String: JSONValue] = [:]) {
+        public init(precision: String, fold: Bool, keep: [String] = [], other: [String: AISWJSON] = [:]) {
             self.precision = precision
             self.fold = fold
             self.keep = keep
@@ -70,9 +70,9 @@ public struct AISWMetadata: Codable, Equatable, Sendable {
     public struct Pass: Codable, Equatable, Sendable {
         public var name: String
         /// What the pass did, in its own terms (counts, tolerances, errors measured, ...).
-        public var details: JSONValue
+        public var details: AISWJSON
 
-        public init(name: String, details: JSONValue = .object([:])) {
+        public init(name: String, details: AISWJSON = .object([:])) {
             self.name = name
             self.details = details
         }
@@ -97,7 +97,7 @@ public struct AISWMetadata: Codable, Equatable, Sendable {
     /// Architecture id: `lisrd`, `aislfd-a`, `aislfd-b`, `aislfd-c`.
     public var architecture: String
     /// The architecture's configuration (channels, variants, meta module settings, ...).
-    public var architectureConfig: [String: JSONValue]
+    public var architectureConfig: [String: AISWJSON]
     public var schema: Schema
     public var source: Source
     public var converter: Converter
@@ -108,11 +108,11 @@ public struct AISWMetadata: Codable, Equatable, Sendable {
     /// it, in order (e.g. "folded msfe.stem.bn", "int8 per channel, max abs error 3.1e-4").
     public var tensorHistory: [String: [String]]
     /// Anything else a user needs to know.
-    public var extra: [String: JSONValue]
+    public var extra: [String: AISWJSON]
 
-    public init(architecture: String, architectureConfig: [String: JSONValue] = [:], schema: Schema,
+    public init(architecture: String, architectureConfig: [String: AISWJSON] = [:], schema: Schema,
                 source: Source, converter: Converter, options: Options, passes: [Pass] = [],
-                folds: [Fold] = [], tensorHistory: [String: [String]] = [:], extra: [String: JSONValue] = [:]) {
+                folds: [Fold] = [], tensorHistory: [String: [String]] = [:], extra: [String: AISWJSON] = [:]) {
         self.architecture = architecture
         self.architectureConfig = architectureConfig
         self.schema = schema
@@ -138,10 +138,10 @@ public struct AISWMetadata: Codable, Equatable, Sendable {
         } catch {
             throw AISWError.invalidMetadata("cannot encode: \(error)")
         }
-        return try JSONValue.parse([UInt8](encoded)).canonicalBytes()
+        return try AISWJSON.parse([UInt8](encoded)).canonicalBytes()
     }
 
-    /// Decodes stored metadata; `bytes` must already have passed `JSONValue.parse`.
+    /// Decodes stored metadata; `bytes` must already have passed `AISWJSON.parse`.
     static func decode(_ bytes: [UInt8]) throws -> AISWMetadata {
         do {
             return try JSONDecoder().decode(AISWMetadata.self, from: Data(bytes))

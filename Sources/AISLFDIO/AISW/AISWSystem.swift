@@ -5,9 +5,60 @@ import Glibc
 import Darwin
 #endif
 
-func systemErrorMessage(_ code: Int32) -> String {
-    guard let s = strerror(code) else { return "error \(code)" }
-    return String(cString: s)
+enum AISWSystem {
+    static func errorMessage(_ code: Int32) -> String {
+        guard let s = strerror(code) else { return "error \(code)" }
+        return String(cString: s)
+    }
+
+    /// Identity of an existing file (device, inode), following symbolic links.
+    static func fileIdentity(_ path: String) -> (UInt64, UInt64)? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return (UInt64(st.st_dev), UInt64(st.st_ino))
+    }
+
+    /// Writes `bytes` to `path` so that `path` either keeps its old content or gets all of the
+    /// new one: a temporary file in the same folder is written, flushed to disk and renamed over
+    /// `path`. On any failure the temporary is removed.
+    static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
+        let slash = path.lastIndex(of: "/")
+        let folder = slash.map { String(path[..<$0]) } ?? "."
+        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        let temporary = (slash == nil ? "" : folder + "/") + ".\(name).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw AISWError.system(call: "open \(temporary)", errno: errno) }
+        var closed = false
+        var renamed = false
+        defer {
+            if !closed { close(fd) }
+            if !renamed { unlink(temporary) }
+        }
+        try bytes.withUnsafeBytes { raw in
+            guard let start = raw.baseAddress else { return }
+            var done = 0
+            while done < raw.count {
+                let n = write(fd, start + done, min(raw.count - done, 1 << 30))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw AISWError.system(call: "write", errno: errno)
+                }
+                done += n
+            }
+        }
+        guard fsync(fd) == 0 else { throw AISWError.system(call: "fsync", errno: errno) }
+        closed = true
+        guard close(fd) == 0 else { throw AISWError.system(call: "close", errno: errno) }
+        guard rename(temporary, path) == 0 else { throw AISWError.system(call: "rename", errno: errno) }
+        renamed = true
+        // Make the rename itself durable; a folder that cannot be synced is not an error.
+        let dir = open(folder, O_RDONLY | O_CLOEXEC)
+        if dir >= 0 {
+            _ = fsync(dir)
+            close(dir)
+        }
+    }
 }
 
 /// A whole file mapped read-only. The mapping lives as long as this object.
@@ -38,53 +89,4 @@ final class AISWMapping {
     }
 
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: length) }
-}
-
-/// Identity of an existing file (device, inode), following symbolic links.
-func fileIdentity(_ path: String) -> (UInt64, UInt64)? {
-    var st = stat()
-    guard stat(path, &st) == 0 else { return nil }
-    return (UInt64(st.st_dev), UInt64(st.st_ino))
-}
-
-/// Writes `bytes` to `path` so that `path` either keeps its old content or gets all of the
-/// new one: a temporary file in the same folder is written, flushed to disk and renamed over
-/// `path`. On any failure the temporary is removed.
-func writeAtomically(_ bytes: [UInt8], to path: String) throws {
-    let slash = path.lastIndex(of: "/")
-    let folder = slash.map { String(path[..<$0]) } ?? "."
-    let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
-    let temporary = (slash == nil ? "" : folder + "/") + ".\(name).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw AISWError.system(call: "open \(temporary)", errno: errno) }
-    var closed = false
-    var renamed = false
-    defer {
-        if !closed { close(fd) }
-        if !renamed { unlink(temporary) }
-    }
-    try bytes.withUnsafeBytes { raw in
-        guard let start = raw.baseAddress else { return }
-        var done = 0
-        while done < raw.count {
-            let n = write(fd, start + done, min(raw.count - done, 1 << 30))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw AISWError.system(call: "write", errno: errno)
-            }
-            done += n
-        }
-    }
-    guard fsync(fd) == 0 else { throw AISWError.system(call: "fsync", errno: errno) }
-    closed = true
-    guard close(fd) == 0 else { throw AISWError.system(call: "close", errno: errno) }
-    guard rename(temporary, path) == 0 else { throw AISWError.system(call: "rename", errno: errno) }
-    renamed = true
-    // Make the rename itself durable; a folder that cannot be synced is not an error.
-    let dir = open(folder, O_RDONLY | O_CLOEXEC)
-    if dir >= 0 {
-        _ = fsync(dir)
-        close(dir)
-    }
 }

@@ -56,10 +56,10 @@ public struct AISWWriter: Sendable {
     /// With `inputPath`, refuses when OUTPUT is that same file (also through a link).
     public func write(to path: String, refusing inputPath: String? = nil) throws {
         do {
-            if let inputPath, let a = fileIdentity(inputPath), let b = fileIdentity(path), a == b {
+            if let inputPath, let a = AISWSystem.fileIdentity(inputPath), let b = AISWSystem.fileIdentity(path), a == b {
                 throw AISWError.sameFileAsInput(input: inputPath)
             }
-            try writeAtomically(try encode(), to: path)
+            try AISWSystem.writeAtomically(try encode(), to: path)
         } catch {
             throw FileError(path: path, problem: error)
         }
@@ -185,6 +185,8 @@ public struct AISWWriter: Sendable {
             for (c, v) in s.enumerated() where !(v.isFinite && v >= 0) {
                 throw AISWError.invalidScale(key: t.key, channel: c, value: v)
             }
+            // Symmetric quantization never produces -128; seeing it means the quantizer is wrong.
+            if t.data.contains(0x80) { throw bad("int8 value -128 (symmetric quantization stores -127 ... 127)") }
         } else if t.scales != nil {
             throw bad("scales given for \(t.storage.rawValue) storage")
         }

@@ -1,12 +1,12 @@
 /// A JSON value, as the `.aisw` metadata holds it. Numbers are doubles, as in JavaScript:
 /// integers up to 2^53 are exact, which covers every size and count in a weights file.
-public enum JSONValue: Codable, Equatable, Sendable {
+public enum AISWJSON: Codable, Equatable, Sendable {
     case null
     case bool(Bool)
     case number(Double)
     case string(String)
-    case array([JSONValue])
-    case object([String: JSONValue])
+    case array([AISWJSON])
+    case object([String: AISWJSON])
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.singleValueContainer()
@@ -14,8 +14,8 @@ public enum JSONValue: Codable, Equatable, Sendable {
         else if let b = try? c.decode(Bool.self) { self = .bool(b) }
         else if let d = try? c.decode(Double.self) { self = .number(d) }
         else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONValue].self)) }
+        else if let a = try? c.decode([AISWJSON].self) { self = .array(a) }
+        else { self = .object(try c.decode([String: AISWJSON].self)) }
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -30,7 +30,7 @@ public enum JSONValue: Codable, Equatable, Sendable {
         }
     }
 
-    public subscript(key: String) -> JSONValue? {
+    public subscript(key: String) -> AISWJSON? {
         if case .object(let o) = self { return o[key] }
         return nil
     }
@@ -38,7 +38,7 @@ public enum JSONValue: Codable, Equatable, Sendable {
 
 // MARK: - Canonical serialisation
 
-extension JSONValue {
+extension AISWJSON {
     /// The canonical UTF-8 text: no whitespace, object keys sorted by their UTF-8 bytes,
     /// integers below 2^53 without a fraction, other numbers in the shortest form that reads
     /// back to the same double, strings escaped only where JSON requires it. Equal values
@@ -60,7 +60,7 @@ extension JSONValue {
             } else {
                 out += Array(d.description.utf8)
             }
-        case .string(let s): JSONValue.appendString(s, to: &out)
+        case .string(let s): AISWJSON.appendString(s, to: &out)
         case .array(let a):
             out.append(UInt8(ascii: "["))
             for (i, v) in a.enumerated() {
@@ -73,7 +73,7 @@ extension JSONValue {
             let keys = o.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
             for (i, k) in keys.enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
-                JSONValue.appendString(k, to: &out)
+                AISWJSON.appendString(k, to: &out)
                 out.append(UInt8(ascii: ":"))
                 try o[k]?.appendCanonical(to: &out)
             }
@@ -102,10 +102,10 @@ extension JSONValue {
 
 // MARK: - Strict parsing
 
-extension JSONValue {
+extension AISWJSON {
     /// Parses UTF-8 JSON text strictly: one value, no duplicate object keys (readers in other
     /// languages would disagree on which one wins), nesting at most `maxDepth`, no trailing bytes.
-    public static func parse(_ bytes: [UInt8], maxDepth: Int = AISWFormat.maxMetadataDepth) throws -> JSONValue {
+    public static func parse(_ bytes: [UInt8], maxDepth: Int = AISWFormat.maxMetadataDepth) throws -> AISWJSON {
         var p = JSONParser(bytes: bytes, maxDepth: maxDepth)
         p.skipSpace()
         let v = try p.value(depth: 0)
@@ -137,13 +137,13 @@ private struct JSONParser {
         i += w.count
     }
 
-    mutating func value(depth: Int) throws -> JSONValue {
+    mutating func value(depth: Int) throws -> AISWJSON {
         guard i < bytes.count else { throw fail("unexpected end") }
         switch bytes[i] {
         case UInt8(ascii: "{"):
             guard depth < maxDepth else { throw fail("nested deeper than \(maxDepth)") }
             i += 1
-            var o: [String: JSONValue] = [:]
+            var o: [String: AISWJSON] = [:]
             skipSpace()
             if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(o) }
             while true {
@@ -164,7 +164,7 @@ private struct JSONParser {
         case UInt8(ascii: "["):
             guard depth < maxDepth else { throw fail("nested deeper than \(maxDepth)") }
             i += 1
-            var a: [JSONValue] = []
+            var a: [AISWJSON] = []
             skipSpace()
             if i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1; return .array(a) }
             while true {
