@@ -52,8 +52,14 @@ public struct JSONSchema {
     /// Every violation, in a deterministic order (object members by key).
     public func validate(_ instance: JSONValue) -> [JSONSchemaViolation] {
         var out: [JSONSchemaViolation] = []
-        validate(instance, schema: root, path: "", depth: 0, into: &out)
+        validate(instance, schema: root, path: "", depth: 0, memo: PatternMemo(), into: &out)
         return out
+    }
+
+    /// oneOf tries every alternative, so the same name meets the same pattern
+    /// several times; Swift's Regex is slow enough for that to dominate loading.
+    private final class PatternMemo {
+        var results: [String: [String: Bool]] = [:]
     }
 
     public func validate(text: String) -> [JSONSchemaViolation] {
@@ -132,7 +138,8 @@ public struct JSONSchema {
 
     // MARK: - validating an instance
 
-    private func validate(_ value: JSONValue, schema: JSONValue, path: String, depth: Int, into out: inout [JSONSchemaViolation]) {
+    private func validate(_ value: JSONValue, schema: JSONValue, path: String, depth: Int, memo: PatternMemo,
+                          into out: inout [JSONSchemaViolation]) {
         func fail(_ message: String) { out.append(JSONSchemaViolation(path: path, message: message)) }
         if depth > JSONSchema.maxDepth { fail("schema nesting deeper than \(JSONSchema.maxDepth) levels"); return }
         switch schema {
@@ -143,7 +150,7 @@ public struct JSONSchema {
         }
 
         if let ref = schema["$ref"]?.string, let target = JSONSchema.resolve(ref, in: root) {
-            validate(value, schema: target, path: path, depth: depth + 1, into: &out)
+            validate(value, schema: target, path: path, depth: depth + 1, memo: memo, into: &out)
         }
         if let type = schema["type"] {
             let names = type.array?.compactMap(\.string) ?? type.string.map { [$0] } ?? []
@@ -158,8 +165,10 @@ public struct JSONSchema {
         if let c = schema["const"], !JSONSchema.same(c, value) {
             fail("\(value.canonicalText) found, \(c.canonicalText) expected")
         }
-        if let p = schema["pattern"]?.string, let s = value.string, let regex = patterns[p], s.firstMatch(of: regex) == nil {
-            fail("\"\(s)\" does not match the pattern \(p)")
+        if let p = schema["pattern"]?.string, let s = value.string, let regex = patterns[p] {
+            let matches = memo.results[p]?[s] ?? (s.firstMatch(of: regex) != nil)
+            memo.results[p, default: [:]][s] = matches
+            if !matches { fail("\"\(s)\" does not match the pattern \(p)") }
         }
         if let minimum = schema["minimum"]?.number, let n = value.number, n < minimum {
             fail("\(value.canonicalText) is below the minimum \(schema["minimum"]?.canonicalText ?? "")")
@@ -170,7 +179,7 @@ public struct JSONSchema {
             }
             if let itemSchema = schema["items"] {
                 for (i, item) in items.enumerated() {
-                    validate(item, schema: itemSchema, path: path + "/\(i)", depth: depth + 1, into: &out)
+                    validate(item, schema: itemSchema, path: path + "/\(i)", depth: depth + 1, memo: memo, into: &out)
                 }
             }
         }
@@ -184,12 +193,12 @@ public struct JSONSchema {
                 guard let member = members[key] else { continue }
                 let memberPath = path + "/" + JSONSchema.pointerEscape(key)
                 if let propertySchema = properties[key] {
-                    validate(member, schema: propertySchema, path: memberPath, depth: depth + 1, into: &out)
+                    validate(member, schema: propertySchema, path: memberPath, depth: depth + 1, memo: memo, into: &out)
                 } else if let additional = schema["additionalProperties"] {
                     if additional == .bool(false) {
                         fail("property \"\(key)\" is not allowed")
                     } else {
-                        validate(member, schema: additional, path: memberPath, depth: depth + 1, into: &out)
+                        validate(member, schema: additional, path: memberPath, depth: depth + 1, memo: memo, into: &out)
                     }
                 }
             }
@@ -197,7 +206,7 @@ public struct JSONSchema {
         if let alternatives = schema["oneOf"]?.array {
             let results = alternatives.map { alternative -> [JSONSchemaViolation] in
                 var v: [JSONSchemaViolation] = []
-                validate(value, schema: alternative, path: path, depth: depth + 1, into: &v)
+                validate(value, schema: alternative, path: path, depth: depth + 1, memo: memo, into: &v)
                 return v
             }
             let matching = results.filter(\.isEmpty).count

@@ -28,10 +28,12 @@ public enum SchemaError: Error, CustomStringConvertible, Sendable {
 /// then the composition checks what JSON Schema cannot: names resolve, keys
 /// are unique, and each layer's tensors have exactly the roles and shapes
 /// its op and channel counts imply.
-public struct SchemaComposer {
+public final class SchemaComposer {
     public let metaSchema: JSONSchema
     /// Block file text by block id.
     public let blockText: (String) -> String?
+    /// Blocks already parsed and checked: architectures share them.
+    private var blocks: [String: JSONValue] = [:]
 
     public init(metaSchema: JSONSchema, blockText: @escaping (String) -> String?) {
         self.metaSchema = metaSchema
@@ -91,6 +93,15 @@ public struct SchemaComposer {
         return json
     }
 
+    private func loadBlock(_ id: String, file: String, architectureFile: String) throws -> JSONValue {
+        if let block = blocks[id] { return block }
+        guard let text = blockText(id) else { throw SchemaError.missingBlock(file: architectureFile, block: id) }
+        let block = try load(text, file: file, kind: "block")
+        if block["id"]?.string != id { throw SchemaError.inconsistent(file: file, "its id is not \"\(id)\"") }
+        blocks[id] = block
+        return block
+    }
+
     private struct ComposedPart {
         var spec: PartSpec
         var layers: [LayerSpec] = []
@@ -104,9 +115,7 @@ public struct SchemaComposer {
         let perVariant = json["perVariant"]?.bool ?? false
         let inputName = json["input"]?.string ?? "$image"
         let blockFile = "blocks/\(blockID).json"
-        guard let text = blockText(blockID) else { throw SchemaError.missingBlock(file: file, block: blockID) }
-        let block = try load(text, file: blockFile, kind: "block")
-        if block["id"]?.string != blockID { throw SchemaError.inconsistent(file: blockFile, "its id is not \"\(blockID)\"") }
+        let block = try loadBlock(blockID, file: blockFile, architectureFile: file)
         if earlier.contains(where: { $0.name == name }) { throw SchemaError.inconsistent(file: file, "part \(name) appears twice") }
 
         var feeder: PartSpec?
