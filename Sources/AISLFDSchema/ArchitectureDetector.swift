@@ -33,24 +33,22 @@ public struct PrefixHint: Codable, Equatable, Sendable {
     /// `wanted` keys; prefixes end at a '.'. Ties go to removing, then to the
     /// shorter prefix, so the answer does not depend on dictionary order.
     static func best(unmatched: [String], wanted: Set<String>, architecture: String) -> PrefixHint? {
-        struct Tally { var count = 0; var found = ""; var expected = "" }
+        struct Tally { var count: Int; let found: String; let expected: String }
         var tallies: [String: Tally] = [:]  // "-prefix" strips, "+prefix" adds
-        func count(_ id: String, found: String, expected: String) {
-            var t = tallies[id] ?? Tally(count: 0, found: found, expected: expected)
-            t.count += 1
-            tallies[id] = t
+        func tally(_ id: String, found: String, expected: String) {
+            tallies[id, default: Tally(count: 0, found: found, expected: expected)].count += 1
         }
         let unmatchedSet = Set(unmatched)
         for key in unmatched {
             for dot in key.indices where key[dot] == "." {
                 let rest = String(key[key.index(after: dot)...])
-                if wanted.contains(rest) { count("-" + key[...dot], found: key, expected: rest) }
+                if wanted.contains(rest) { tally("-" + key[...dot], found: key, expected: rest) }
             }
         }
         for key in wanted.sorted() {
             for dot in key.indices where key[dot] == "." {
                 let rest = String(key[key.index(after: dot)...])
-                if unmatchedSet.contains(rest) { count("+" + key[...dot], found: rest, expected: key) }
+                if unmatchedSet.contains(rest) { tally("+" + key[...dot], found: rest, expected: key) }
             }
         }
         let ranked = tallies.sorted { a, b in
@@ -123,9 +121,9 @@ public enum ArchitectureDetector {
 
     public static func detect(keys: [String], among schemas: [ArchitectureSchema]) -> Detection {
         let fileKeys = Set(keys)
-        let candidates = schemas.map { schema -> Candidate in
+        let candidates = schemas.map { schema -> Detection.Candidate in
             let schemaKeys = Set(schema.keys)
-            return Candidate(architecture: schema.id, matched: fileKeys.intersection(schemaKeys).count,
+            return Detection.Candidate(architecture: schema.id, matched: fileKeys.intersection(schemaKeys).count,
                              required: schema.requiredKeys.count,
                              requiredMatched: schema.requiredKeys.filter(fileKeys.contains).count,
                              unexpected: fileKeys.subtracting(schemaKeys).count)
@@ -152,10 +150,8 @@ public enum ArchitectureDetector {
                 return Double(c.requiredMatched + h.count) >= minimumCoverage * Double(c.required)
             }.max { $0.count < $1.count }
         }
-        let architecture = hint?.architecture ?? (best.map { $0.matched > 0 ? $0.architecture : nil } ?? nil)
+        let architecture = hint?.architecture ?? best.flatMap { $0.matched > 0 ? $0.architecture : nil }
         return Detection(keyCount: fileKeys.count, candidates: candidates, architecture: architecture,
                          tied: hint == nil ? tied : [], lowOverlap: lowOverlap, prefixHint: hint)
     }
-
-    public typealias Candidate = Detection.Candidate
 }

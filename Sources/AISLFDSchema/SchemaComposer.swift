@@ -103,9 +103,9 @@ public final class SchemaComposer {
     }
 
     private struct ComposedPart {
-        var spec: PartSpec
-        var layers: [LayerSpec] = []
-        var tensors: [TensorSpec] = []
+        let spec: PartSpec
+        let layers: [LayerSpec]
+        let tensors: [TensorSpec]
     }
 
     private func composePart(_ json: JSONValue, variants: [String], earlier: [PartSpec], file: String) throws -> ComposedPart {
@@ -130,9 +130,9 @@ public final class SchemaComposer {
             feeder = p
         }
 
-        var composed = ComposedPart(spec: PartSpec(name: name, block: blockID, prefix: prefix, perVariant: perVariant,
-                                                   input: feeder?.name, outputs: [:]))
-        var outputs: [String: LayerInput] = [:]
+        var layers: [LayerSpec] = []
+        var tensors: [TensorSpec] = []
+        var outputs: [String: LayerInput] = [:]  // by variant, filled for every variant
         for variant in perVariant ? variants.map(Optional.some) : [nil] {
             let expand = { (template: String) throws -> String in
                 try SchemaComposer.expand(template, variant: variant, file: blockFile)
@@ -144,7 +144,7 @@ public final class SchemaComposer {
                 let between = (json["between"]?.array ?? []).compactMap { $0.string.flatMap(Step.init(rawValue:)) }
                 if from == "$input" {
                     guard let feeder else { return LayerInput(layer: nil, between: between) }
-                    guard let given = feeder.outputs[variant ?? ""] ?? feeder.outputs.values.first else {
+                    guard let given = feeder.outputs[variant ?? variants.first ?? ""] else {
                         throw SchemaError.inconsistent(file: file, "part \(inputName) has no output")
                     }
                     return LayerInput(layer: given.layer, between: given.between + between)
@@ -171,17 +171,17 @@ public final class SchemaComposer {
                 }
                 let layer = try SchemaComposer.layerSpec(layerJSON, name: layerName, part: name, variant: variant,
                                                          inputs: inputs, tensors: layerTensors, file: blockFile)
-                composed.layers.append(layer)
-                composed.tensors += layerTensors
+                layers.append(layer)
+                tensors += layerTensors
             }
             if let outputJSON = block["output"] {
                 let output = try resolve(outputJSON)
                 for v in perVariant ? [variant ?? ""] : variants { outputs[v] = output }
             }
         }
-        composed.spec = PartSpec(name: name, block: blockID, prefix: prefix, perVariant: perVariant,
-                                 input: feeder?.name, outputs: outputs)
-        return composed
+        return ComposedPart(spec: PartSpec(name: name, block: blockID, prefix: prefix, perVariant: perVariant,
+                                           input: feeder?.name, outputs: outputs),
+                            layers: layers, tensors: tensors)
     }
 
     /// Fills {variant}, {rot} and {illum}; a placeholder left over (or used in a

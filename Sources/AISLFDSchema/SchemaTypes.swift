@@ -109,7 +109,7 @@ public struct LayerSpec: Equatable, Sendable {
     public let kernel: Int?
     public let stride: Int?
     public let padding: Int?
-    /// conv2d and linear: whether a bias tensor exists.
+    /// Whether the layer has a bias tensor (always for batchnorm2d, never for netvlad).
     public let bias: Bool
     /// batchnorm2d only.
     public let eps: Double?
