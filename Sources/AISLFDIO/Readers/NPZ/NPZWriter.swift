@@ -12,6 +12,8 @@ public enum NPZWriteError: Error, Equatable, CustomStringConvertible, Sendable {
     /// Sizes past 4 GiB would need zip64, which this writer does not produce.
     case tooLarge(String)
     case tooManyEntries(Int)
+    /// NumPy arrays have at most 64 dimensions.
+    case tooManyDimensions(key: String, Int)
     case io(String)
 
     public var description: String {
@@ -21,13 +23,14 @@ public enum NPZWriteError: Error, Equatable, CustomStringConvertible, Sendable {
         case .unsupportedDType(let key, let dtype): return "tensor '\(key)': NumPy has no dtype for \(dtype.rawValue)"
         case .tooLarge(let what): return "\(what) exceeds the 4 GiB a zip without zip64 can hold"
         case .tooManyEntries(let n): return "\(n) tensors exceed the 65535 entries a zip without zip64 can hold"
+        case .tooManyDimensions(let key, let n): return "tensor '\(key)' has \(n) dimensions, NumPy allows at most 64"
         case .io(let why): return why
         }
     }
 }
 
 /// Writes `.npz` files `numpy.load` reads: stored entries holding `.npy` v1.0
-/// arrays (v2.0 when a header needs it), headers laid out exactly as
+/// arrays, headers laid out exactly as
 /// `numpy.save` does, fixed timestamps so equal tensors give equal bytes.
 /// The file appears complete or not at all (temporary file, fsync, rename).
 public enum NPZWriter {
@@ -66,27 +69,15 @@ public enum NPZWriter {
     /// numpy's layout: the dict with sorted keys, room for the first axis to
     /// grow to 21 digits, space padding and a newline so the data starts at a
     /// multiple of 64 (a full 64 extra when already aligned, as numpy does).
+    /// With at most 64 dimensions the header stays far below 65536 bytes, so
+    /// version 1.0 always suffices; 2.0 would only be needed beyond that.
     static func npyHeader(descr: String, shape: [Int]) -> [UInt8] {
         let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
         var text = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shapeText), }"
         if let first = shape.first { text += String(repeating: " ", count: max(0, 21 - String(first).count)) }
         var body = Array(text.utf8)
-        let textLength = body.count + 1
-        var prefixLength = 10
-        var padding = 64 - (prefixLength + textLength) % 64
-        if textLength + padding > 0xFFFF {
-            prefixLength = 12
-            padding = 64 - (prefixLength + textLength) % 64
-        }
-        body += [UInt8](repeating: 0x20, count: padding) + [0x0A]
-        let length = body.count
-        var out = NPYFormat.magic
-        if prefixLength == 10 {
-            out += [1, 0, UInt8(length & 0xFF), UInt8(length >> 8)]
-        } else {
-            out += [2, 0] + littleEndian(UInt32(length))
-        }
-        return out + body
+        body += [UInt8](repeating: 0x20, count: 64 - (10 + body.count + 1) % 64) + [0x0A]
+        return NPYFormat.magic + [1, 0, UInt8(body.count & 0xFF), UInt8(body.count >> 8)] + body
     }
 
     private static func writeAtomically(_ tensors: [NamedTensor], to path: String) throws {
@@ -95,6 +86,7 @@ public enum NPZWriter {
             guard !t.key.isEmpty else { throw NPZWriteError.emptyKey }
             guard keys.insert(t.key).inserted else { throw NPZWriteError.duplicateKey(t.key) }
             if descr(t.dtype) == nil { throw NPZWriteError.unsupportedDType(key: t.key, t.dtype) }
+            guard t.shape.count <= NPYFormat.maxRank else { throw NPZWriteError.tooManyDimensions(key: t.key, t.shape.count) }
         }
         guard tensors.count <= 0xFFFF else { throw NPZWriteError.tooManyEntries(tensors.count) }
 

@@ -1,8 +1,10 @@
 import AISLFDCore
 
 public enum TorchError: Error, Equatable, CustomStringConvertible, Sendable {
-    /// The pre-1.6 format: a bare pickle stream, not a zip.
+    /// The pre-1.6 format: pickle streams behind a magic number, not a zip.
     case legacyFormat
+    /// Some other pickle file (`pickle.dump`), not a torch.save archive.
+    case barePickle
     case notATorchArchive
     case pickle(entry: String, PickleError)
     case notAStateDict(String)
@@ -17,6 +19,8 @@ public enum TorchError: Error, Equatable, CustomStringConvertible, Sendable {
         switch self {
         case .legacyFormat:
             return "legacy torch.save format; re-save with torch >= 1.6 (torch.save(torch.load(f), f))"
+        case .barePickle:
+            return "a bare pickle stream, not a torch.save archive; save the state_dict with torch.save (torch >= 1.6)"
         case .notATorchArchive: return "zip archive has no data.pkl: not a torch.save file"
         case .pickle(let entry, let e): return "\(entry): \(e)"
         case .notAStateDict(let what): return "not a state_dict: \(what)"
@@ -46,7 +50,8 @@ public enum TorchReader {
         do {
             let bytes = try InputFile.readAll(path: path)
             guard ZipArchive.hasZipSignature(bytes) else {
-                if bytes.first == 0x80 { throw TorchError.legacyFormat }
+                if bytes.starts(with: legacyMagic) { throw TorchError.legacyFormat }
+                if bytes.first == 0x80 { throw TorchError.barePickle }
                 throw ZipError.notAZip(byteCount: bytes.count)
             }
             return try read(archive: ZipArchive(bytes: bytes))
