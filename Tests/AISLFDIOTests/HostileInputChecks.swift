@@ -52,15 +52,30 @@ func assertMatchesManifest(_ tensors: [NamedTensor], _ expected: [ManifestTensor
     }
 }
 
-/// Peak resident memory of this process so far, in bytes.
-func peakResidentBytes() -> Int {
-    var usage = rusage()
+/// How far resident memory rose above its starting level while `body` ran, in
+/// bytes. On Linux the kernel's high-water mark (VmHWM) is reset first, so the
+/// answer is about `body` alone; `getrusage` would report the peak of the
+/// process that launched the tests. Returns nil where this cannot be measured.
+func peakMemoryGrowth(_ body: () throws -> Void) rethrows -> Int? {
     #if os(Linux)
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    return usage.ru_maxrss * 1024  // kilobytes on Linux
+    func status(_ field: String) -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
+            return line.split(separator: " ").dropFirst().first.flatMap { Int($0) }.map { $0 * 1024 }
+        }
+        return nil
+    }
+    // Writing 5 to clear_refs resets the peak resident size (Linux >= 4.0).
+    guard (try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)) != nil,
+          let start = status("VmRSS") else {
+        try body()
+        return nil
+    }
+    try body()
+    return status("VmHWM").map { $0 - start }
     #else
-    getrusage(RUSAGE_SELF, &usage)
-    return usage.ru_maxrss
+    try body()
+    return nil
     #endif
 }
 

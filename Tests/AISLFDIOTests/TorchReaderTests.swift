@@ -136,6 +136,10 @@ final class TorchReaderTests: XCTestCase {
             XCTAssertEqual(problem, .legacyFormat)
             XCTAssertTrue(message.contains("legacy torch.save format; re-save with torch >= 1.6"), message)
         }
+        let bare = Fixtures.path("torch/bare_pickle.pth")
+        if let (_, problem) = expectFailure(bare, as: TorchError.self, { _ = try TorchReader.read(path: bare) }) {
+            XCTAssertEqual(problem, .barePickle)
+        }
         let single = Fixtures.path("torch/single_tensor.pth")
         if let (_, problem) = expectFailure(single, as: TorchError.self, { _ = try TorchReader.read(path: single) }) {
             XCTAssertEqual(problem, .notAStateDict("the file holds a single tensor, not a dict"))

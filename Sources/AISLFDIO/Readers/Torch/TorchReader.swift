@@ -200,7 +200,7 @@ private struct StorageReader {
     let folder: String
     let bigEndian: Bool
     let unpickler: StateDictUnpickler
-    var cache: [String: [UInt8]] = [:]
+    var cache: [String: ArraySlice<UInt8>] = [:]
 
     init(archive: ZipArchive, folder: String, bigEndian: Bool, unpickler: StateDictUnpickler) {
         self.archive = archive
@@ -221,7 +221,7 @@ private struct StorageReader {
         guard entry.uncompressedSize == expected else {
             throw TorchError.storageSizeMismatch(tensor: key, entry: name, expected: expected, actual: entry.uncompressedSize)
         }
-        if cache[name] == nil { cache[name] = try archive.read(entry, limit: expected) }
+        if cache[name] == nil { cache[name] = try archive.contents(entry, limit: expected) }
         let bytes = cache[name] ?? []
 
         var data: [UInt8]

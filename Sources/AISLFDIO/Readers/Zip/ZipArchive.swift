@@ -161,22 +161,28 @@ public struct ZipArchive: Sendable {
     /// The whole entry, refused before any work if it declares more than `limit`
     /// bytes; inflation stops at the declared size and the CRC-32 is checked.
     public func read(_ entry: ZipEntry, limit: Int = Int.max) throws -> [UInt8] {
+        Array(try contents(entry, limit: limit))
+    }
+
+    /// Like `read`, but a stored entry comes back as a slice of the archive's
+    /// bytes, without a copy.
+    public func contents(_ entry: ZipEntry, limit: Int = Int.max) throws -> ArraySlice<UInt8> {
         let range = try dataRange(entry)
         if entry.flags & 1 != 0 { throw ZipError.encrypted(entry: entry.name) }
         let declared = entry.uncompressedSize
         guard declared <= limit else {
             throw ZipError.entryTooLarge(entry: entry.name, declared: declared, limit: limit)
         }
-        let data: [UInt8]
+        let data: ArraySlice<UInt8>
         switch entry.method {
         case 0:
             guard entry.compressedSize == declared else {
                 throw ZipError.storedSizeMismatch(entry: entry.name, compressed: entry.compressedSize, uncompressed: declared)
             }
-            data = Array(bytes[range])
+            data = bytes[range]
         case 8:
             try checkRatio(entry)
-            data = try inflate(entry, range, limit: declared, exact: true)
+            data = try inflate(entry, range, limit: declared, exact: true)[...]
             guard data.count == declared else {
                 throw ZipError.inflatedSizeMismatch(entry: entry.name, declared: declared, actual: data.count)
             }
