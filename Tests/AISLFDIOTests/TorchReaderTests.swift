@@ -111,12 +111,23 @@ final class TorchReaderTests: XCTestCase {
         }
     }
 
+    func testExpansionBeyondTheStoragesIsRefused() {
+        let path = Fixtures.path("torch/expanded_huge.pth")
+        var problem: TorchError?
+        let growth = peakMemoryGrowth {
+            problem = expectFailure(path, as: TorchError.self, { _ = try TorchReader.read(path: path) })?.problem
+        }
+        XCTAssertEqual(problem, .expandsTooFar(tensor: "huge", budget: 2 * 4 + (64 << 20)))
+        XCTAssertLessThan(growth ?? 0, 16 << 20)
+    }
+
     func testPickleLimits() {
         let cases: [(String, (PickleError) -> Bool)] = [
             ("deep_nesting.pth", { if case .limitExceeded = $0 { return true }; return false }),
             ("deep_marks.pth", { if case .limitExceeded = $0 { return true }; return false }),
             ("deep_lists.pth", { if case .limitExceeded = $0 { return true }; return false }),
             ("stack_flood.pth", { if case .limitExceeded = $0 { return true }; return false }),
+            ("object_flood.pth", { if case .limitExceeded = $0 { return true }; return false }),
             ("huge_memo_index.pth", { if case .limitExceeded = $0 { return true }; return false }),
             ("huge_string.pth", { if case .limitExceeded = $0 { return true }; return false }),
             ("memo_never_stored.pth", { if case .malformed = $0 { return true }; return false }),

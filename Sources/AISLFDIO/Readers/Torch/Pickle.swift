@@ -131,12 +131,19 @@ struct PickledDict {
 /// without executing anything: only the opcodes a checkpoint uses, only the
 /// allowlisted globals, and caps on every size.
 struct StateDictUnpickler {
+    /// A state_dict pickle takes ~100 bytes per tensor.
+    static let maxPickleBytes = 16 << 20
     static let maxStack = 100_000
     static let maxMarks = 256
     static let maxNesting = 256
     static let maxMemoIndex = 1 << 22
     static let maxStringBytes = 1 << 20
     static let maxRank = 64
+    /// Objects (containers, storages, tensors) and items stored in containers:
+    /// a checkpoint needs about ten objects per tensor (model and optimizer),
+    /// so these allow some 50k tensors and keep a hostile pickle's arenas small.
+    static let maxObjects = 1 << 19
+    static let maxItems = 1 << 20
 
     private let bytes: [UInt8]
     private var p = 0
@@ -154,6 +161,8 @@ struct StateDictUnpickler {
     private var tupleDepth: [Int] = []
     private var listDepth: [Int] = []
     private var dictDepth: [Int] = []
+    private var objectCount = 0
+    private var itemCount = 0
 
     init(bytes: [UInt8]) { self.bytes = bytes }
 
@@ -168,46 +177,46 @@ struct StateDictUnpickler {
                 guard (2...5).contains(version) else { throw PickleError.unsupportedProtocol(version) }
             case 0x95:  // FRAME: a length hint only
                 _ = try take(8)
-            case UInt8(ascii: "."):  // STOP
+            case 0x2E:  // STOP '.'
                 guard let top = top() else { throw malformed("STOP with an empty stack") }
                 return top
-            case UInt8(ascii: "("): // MARK
+            case 0x28:  // MARK '('
                 guard marks.count < Self.maxMarks else { throw limit("more than \(Self.maxMarks) nested marks") }
                 marks.append(stack.count)
-            case UInt8(ascii: "}"): try push(newDict())  // EMPTY_DICT
-            case UInt8(ascii: "]"): try push(newList())  // EMPTY_LIST
-            case UInt8(ascii: ")"): try push(newTuple([]))  // EMPTY_TUPLE
-            case UInt8(ascii: "N"): try push(.none)
+            case 0x7D: try push(newDict())  // EMPTY_DICT '}'
+            case 0x5D: try push(newList())  // EMPTY_LIST ']'
+            case 0x29: try push(newTuple([]))  // EMPTY_TUPLE ')'
+            case 0x4E: try push(.none)  // NONE 'N'
             case 0x88: try push(.bool(true))  // NEWTRUE
             case 0x89: try push(.bool(false))  // NEWFALSE
-            case UInt8(ascii: "J"):  // BININT
+            case 0x4A:  // BININT 'J'
                 try push(.int(Int(Int32(bitPattern: UInt32(littleEndian: try fixed(4))))))
-            case UInt8(ascii: "K"): try push(.int(Int(try u8())))  // BININT1
-            case UInt8(ascii: "M"): try push(.int(Int(try fixed(2))))  // BININT2
+            case 0x4B: try push(.int(Int(try u8())))  // BININT1 'K'
+            case 0x4D: try push(.int(Int(try fixed(2))))  // BININT2 'M'
             case 0x8A: try push(.int(try long1()))  // LONG1
-            case UInt8(ascii: "G"):  // BINFLOAT, big-endian
+            case 0x47:  // BINFLOAT 'G', big-endian
                 let raw = try take(8)
                 try push(.float(Double(bitPattern: raw.reduce(0) { $0 << 8 | UInt64($1) })))
-            case UInt8(ascii: "X"): try push(.string(try text(length: Int(try fixed(4)))))  // BINUNICODE
+            case 0x58: try push(.string(try text(length: Int(try fixed(4)))))  // BINUNICODE 'X'
             case 0x8C: try push(.string(try text(length: Int(try u8()))))  // SHORT_BINUNICODE
             case 0x8D: try push(.string(try text(length: try length8())))  // BINUNICODE8
-            case UInt8(ascii: "C"): try push(.bytes(try skipBytes(Int(try u8()))))  // SHORT_BINBYTES
-            case UInt8(ascii: "B"): try push(.bytes(try skipBytes(Int(try fixed(4)))))  // BINBYTES
+            case 0x43: try push(.bytes(try skipBytes(Int(try u8()))))  // SHORT_BINBYTES 'C'
+            case 0x42: try push(.bytes(try skipBytes(Int(try fixed(4)))))  // BINBYTES 'B'
             case 0x8E: try push(.bytes(try skipBytes(try length8())))  // BINBYTES8
-            case UInt8(ascii: "q"): try put(Int(try u8()))  // BINPUT
-            case UInt8(ascii: "r"): try put(Int(try fixed(4)))  // LONG_BINPUT
+            case 0x71: try put(Int(try u8()))  // BINPUT 'q'
+            case 0x72: try put(Int(try fixed(4)))  // LONG_BINPUT 'r'
             case 0x94: try put(memo.count)  // MEMOIZE
-            case UInt8(ascii: "h"): try get(Int(try u8()))  // BINGET
-            case UInt8(ascii: "j"): try get(Int(try fixed(4)))  // LONG_BINGET
-            case UInt8(ascii: "t"): try push(newTuple(try popMark()))  // TUPLE
-            case 0x85: try push(newTuple(try pop(1)))  // TUPLE1
+            case 0x68: try get(Int(try u8()))  // BINGET 'h'
+            case 0x6A: try get(Int(try fixed(4)))  // LONG_BINGET 'j'
+            case 0x74: try push(newTuple(try popMark()))  // TUPLE 't'
+            case 0x85: try push(newTuple([try popOne()]))  // TUPLE1
             case 0x86: try push(newTuple(try pop(2)))  // TUPLE2
             case 0x87: try push(newTuple(try pop(3)))  // TUPLE3
-            case UInt8(ascii: "a"): try append(try pop(1))  // APPEND
-            case UInt8(ascii: "e"): try append(try popMark())  // APPENDS
-            case UInt8(ascii: "s"): try setItems(try pop(2))  // SETITEM
-            case UInt8(ascii: "u"): try setItems(try popMark())  // SETITEMS
-            case UInt8(ascii: "c"):  // GLOBAL
+            case 0x61: try append([try popOne()])  // APPEND 'a'
+            case 0x65: try append(try popMark())  // APPENDS 'e'
+            case 0x73: try setItems(try pop(2))  // SETITEM 's'
+            case 0x75: try setItems(try popMark())  // SETITEMS 'u'
+            case 0x63:  // GLOBAL 'c'
                 let module = try line(), name = try line()
                 try push(.global(try global(module, name)))
             case 0x93:  // STACK_GLOBAL
@@ -216,21 +225,21 @@ struct StateDictUnpickler {
                     throw malformed("STACK_GLOBAL needs two strings")
                 }
                 try push(.global(try global(module, name)))
-            case UInt8(ascii: "R"):  // REDUCE
+            case 0x52:  // REDUCE 'R'
                 let pair = try pop(2)
                 try push(try call(pair[0], arguments: pair[1]))
             case 0x81:  // NEWOBJ
                 let pair = try pop(2)
                 guard pair[0] == .global(.orderedDict) else { throw malformed("NEWOBJ of something other than OrderedDict") }
                 try push(try call(pair[0], arguments: pair[1]))
-            case UInt8(ascii: "b"):  // BUILD: state for an object already built
-                _ = try pop(1)
+            case 0x62:  // BUILD 'b': state for an object already built
+                _ = try popOne()
                 switch top() {
                 case .dict?, .tensor?: break  // OrderedDict `_metadata`, tensor attributes: not needed
                 default: throw malformed("BUILD on something other than a dict or tensor")
                 }
-            case UInt8(ascii: "Q"):  // BINPERSID
-                try push(try persistentStorage(try pop(1)[0]))
+            case 0x51:  // BINPERSID 'Q'
+                try push(try persistentStorage(try popOne()))
             default:
                 throw PickleError.unsupportedOpcode(op, offset: opStart)
             }
@@ -239,24 +248,41 @@ struct StateDictUnpickler {
 
     // MARK: - Objects
 
+    private mutating func tally(objects: Int, items: Int) throws {
+        objectCount += objects
+        itemCount += items
+        guard objectCount <= Self.maxObjects else { throw limit("more than \(Self.maxObjects) objects") }
+        guard itemCount <= Self.maxItems else { throw limit("more than \(Self.maxItems) container items") }
+    }
+
     private mutating func newDict() throws -> PickleValue {
+        try tally(objects: 1, items: 0)
         dicts.append(PickledDict())
         dictDepth.append(1)
         return .dict(dicts.count - 1)
     }
 
     private mutating func newList() throws -> PickleValue {
+        try tally(objects: 1, items: 0)
         lists.append([])
         listDepth.append(1)
         return .list(lists.count - 1)
     }
 
     private mutating func newTuple(_ items: [PickleValue]) throws -> PickleValue {
-        let d = 1 + (items.map(depth).max() ?? 0)
-        guard d <= Self.maxNesting else { throw limit("objects nested more than \(Self.maxNesting) deep") }
+        let d = try nestedDepth(items)
+        try tally(objects: 1, items: items.count)
         tuples.append(items)
         tupleDepth.append(d)
         return .tuple(tuples.count - 1)
+    }
+
+    /// The depth of a container holding `items`, refused past the nesting cap.
+    private func nestedDepth(_ items: [PickleValue]) throws -> Int {
+        var d = 0
+        for item in items { d = max(d, depth(item)) }
+        guard d < Self.maxNesting else { throw limit("objects nested more than \(Self.maxNesting) deep") }
+        return d + 1
     }
 
     /// Depth of a value; a container's depth only grows as items are added to it.
@@ -272,8 +298,8 @@ struct StateDictUnpickler {
 
     private mutating func append(_ items: [PickleValue]) throws {
         guard case .list(let i)? = top() else { throw malformed("APPEND to something other than a list") }
-        let d = 1 + (items.map(depth).max() ?? 0)
-        guard d <= Self.maxNesting else { throw limit("objects nested more than \(Self.maxNesting) deep") }
+        let d = try nestedDepth(items)
+        try tally(objects: 0, items: items.count)
         listDepth[i] = max(listDepth[i], d)
         lists[i].append(contentsOf: items)
     }
@@ -281,8 +307,8 @@ struct StateDictUnpickler {
     private mutating func setItems(_ items: [PickleValue]) throws {
         guard case .dict(let i)? = top() else { throw malformed("SETITEM on something other than a dict") }
         guard items.count % 2 == 0 else { throw malformed("SETITEMS with an odd number of items") }
-        let d = 1 + (items.map(depth).max() ?? 0)
-        guard d <= Self.maxNesting else { throw limit("objects nested more than \(Self.maxNesting) deep") }
+        let d = try nestedDepth(items)
+        try tally(objects: 0, items: items.count)
         dictDepth[i] = max(dictDepth[i], d)
         var k = 0
         while k < items.count {
@@ -315,6 +341,7 @@ struct StateDictUnpickler {
                 throw malformed("_rebuild_tensor arguments are not (storage, offset, size, stride, ...)")
             }
             guard shape.count <= Self.maxRank else { throw limit("tensor of rank \(shape.count)") }
+            try tally(objects: 1, items: 0)
             tensors.append(PickledTensor(storage: storage, offset: offset, shape: shape, strides: strides))
             return .tensor(tensors.count - 1)
         case .global(.rebuildParameter), .global(.rebuildParameterWithState):
@@ -346,6 +373,7 @@ struct StateDictUnpickler {
               case .int(let count) = tuples[t][4], count >= 0 else {
             throw malformed("persistent id is not ('storage', type, key, location, size)")
         }
+        try tally(objects: 1, items: 0)
         storages.append(PickledStorage(key: key, dtype: dtype, elementCount: count, location: location))
         return .storage(storages.count - 1)
     }
@@ -360,6 +388,11 @@ struct StateDictUnpickler {
     /// The top item, if there is one above the innermost MARK.
     private func top() -> PickleValue? {
         stack.count > (marks.last ?? 0) ? stack.last : nil
+    }
+
+    private mutating func popOne() throws -> PickleValue {
+        guard stack.count > (marks.last ?? 0), let v = stack.popLast() else { throw malformed("stack underflow") }
+        return v
     }
 
     private mutating func pop(_ n: Int) throws -> [PickleValue] {

@@ -13,6 +13,9 @@ public enum TorchError: Error, Equatable, CustomStringConvertible, Sendable {
     case missingStorage(tensor: String, entry: String)
     case storageSizeMismatch(tensor: String, entry: String, expected: Int, actual: Int)
     case badTensor(tensor: String, String)
+    /// Views that repeat storage elements (stride 0, overlaps) would expand to
+    /// far more bytes than the archive's storages hold.
+    case expandsTooFar(tensor: String, budget: Int)
     case unsupportedByteOrder(String)
 
     public var description: String {
@@ -31,6 +34,8 @@ public enum TorchError: Error, Equatable, CustomStringConvertible, Sendable {
         case .storageSizeMismatch(let tensor, let entry, let expected, let actual):
             return "tensor '\(tensor)': storage '\(entry)' holds \(actual) bytes, the pickle says \(expected)"
         case .badTensor(let tensor, let why): return "tensor '\(tensor)': \(why)"
+        case .expandsTooFar(let tensor, let budget):
+            return "tensor '\(tensor)': the tensors so far would take more than \(budget) bytes, over twice what their storages hold (views that repeat elements)"
         case .unsupportedByteOrder(let text): return "unsupported byteorder record '\(text)'"
         }
     }
@@ -104,7 +109,7 @@ public enum TorchReader {
             metadata["torch.version"] = text.split(whereSeparator: { $0 == "\n" || $0 == " " }).first.map(String.init) ?? ""
         }
 
-        var unpickler = StateDictUnpickler(bytes: try archive.read(pickleEntry, limit: 1 << 30))
+        var unpickler = StateDictUnpickler(bytes: try archive.read(pickleEntry, limit: StateDictUnpickler.maxPickleBytes))
         let root: PickleValue
         do { root = try unpickler.run() } catch let e as PickleError {
             throw TorchError.pickle(entry: pickleEntry.name, e)
@@ -201,6 +206,12 @@ private struct StorageReader {
     let bigEndian: Bool
     let unpickler: StateDictUnpickler
     var cache: [String: ArraySlice<UInt8>] = [:]
+    /// A stride-0 view of one element can claim any size, so the tensors'
+    /// bytes are capped by the storages read: twice them (tied weights share a
+    /// storage) plus room for small expanded tensors.
+    var storageBytes = 0
+    var outputBytes = 0
+    static let expansionAllowance = 64 << 20
 
     init(archive: ZipArchive, folder: String, bigEndian: Bool, unpickler: StateDictUnpickler) {
         self.archive = archive
@@ -221,8 +232,18 @@ private struct StorageReader {
         guard entry.uncompressedSize == expected else {
             throw TorchError.storageSizeMismatch(tensor: key, entry: name, expected: expected, actual: entry.uncompressedSize)
         }
-        if cache[name] == nil { cache[name] = try archive.contents(entry, limit: expected) }
+        if cache[name] == nil {
+            let loaded = try archive.contents(entry, limit: expected)
+            cache[name] = loaded
+            storageBytes += loaded.count
+        }
         let bytes = cache[name] ?? []
+        // A shape that does not give a byte count is reported by the copy below.
+        if let size = try? Checked.byteCount(t.shape, storage.dtype) {
+            let budget = storageBytes * 2 + Self.expansionAllowance
+            guard size <= budget - outputBytes else { throw TorchError.expandsTooFar(tensor: key, budget: budget) }
+            outputBytes += size
+        }
 
         var data: [UInt8]
         do {

@@ -18,7 +18,8 @@ public struct ZipEntry: Sendable, Equatable {
 /// inflated past what the caller allows.
 public struct ZipArchive: Sendable {
     public let entries: [ZipEntry]
-    public let bytes: [UInt8]
+    let bytes: [UInt8]
+    private let indexByName: [String: Int]
     /// Where the central directory starts: every entry's data lies before it.
     let centralDirectoryOffset: Int
 
@@ -69,7 +70,7 @@ public struct ZipArchive: Sendable {
                 throw ZipError.badSignature(what: "zip64 end-of-central-directory locator", offset: max(locator, 0))
             }
             let record = try Self.size(r.u64(locator + 8), "zip64 end-of-central-directory offset")
-            guard try Checked.add(record, 56) <= locator else {
+            guard try Self.sum(record, 56, "zip64 end-of-central-directory offset") <= locator else {
                 throw ZipError.outOfBounds(what: "zip64 end-of-central-directory record")
             }
             guard try r.u32(record) == Self.zip64EOCDSignature else {
@@ -84,7 +85,7 @@ public struct ZipArchive: Sendable {
             throw ZipError.multiDisk
         }
 
-        guard try Checked.add(cdOffset, cdSize) <= directoryEnd else {
+        guard try Self.sum(cdOffset, cdSize, "central directory offset") <= directoryEnd else {
             throw ZipError.outOfBounds(what: "central directory (\(cdSize) bytes at offset \(cdOffset))")
         }
         // Each central record takes at least 46 bytes: a count beyond that is a lie.
@@ -95,12 +96,12 @@ public struct ZipArchive: Sendable {
 
         var list: [ZipEntry] = []
         list.reserveCapacity(entryCount)
-        var seen = Set<String>()
+        var byName: [String: Int] = [:]
         var p = cdOffset
         let cdEnd = cdOffset + cdSize
         for index in 0..<entryCount {
             let what = "central directory record \(index)"
-            guard try Checked.add(p, 46) <= cdEnd else { throw ZipError.outOfBounds(what: what) }
+            guard try Self.sum(p, 46, what) <= cdEnd else { throw ZipError.outOfBounds(what: what) }
             guard try r.u32(p) == Self.centralSignature else { throw ZipError.badSignature(what: what, offset: p) }
             let flags = Int(try r.u16(p + 8))
             let method = Int(try r.u16(p + 10))
@@ -144,18 +145,19 @@ public struct ZipArchive: Sendable {
                 uncompressedSize: try Self.size(uncompressed, "uncompressed size of entry '\(name)'"),
                 localHeaderOffset: try Self.size(localOffset, "local header offset of entry '\(name)'"),
                 nameBytes: nameBytes)
-            guard try Checked.add(entry.localHeaderOffset, 30) <= cdOffset else {
+            guard try Self.sum(entry.localHeaderOffset, 30, "local header offset of entry '\(name)'") <= cdOffset else {
                 throw ZipError.outOfBounds(what: "local header of entry '\(name)'")
             }
-            guard seen.insert(name).inserted else { throw ZipError.duplicateEntry(name) }
+            guard byName.updateValue(list.count, forKey: name) == nil else { throw ZipError.duplicateEntry(name) }
             list.append(entry)
             p = next
         }
         entries = list
+        indexByName = byName
     }
 
     public func entry(named name: String) -> ZipEntry? {
-        entries.first { $0.name == name }
+        indexByName[name].map { entries[$0] }
     }
 
     /// The whole entry, refused before any work if it declares more than `limit`
@@ -227,7 +229,7 @@ public struct ZipArchive: Sendable {
         let nameLength = Int(try r.u16(p + 26))
         let extraLength = Int(try r.u16(p + 28))
         let start = p + 30 + nameLength + extraLength
-        let end = try Checked.add(start, entry.compressedSize)
+        let end = try Self.sum(start, entry.compressedSize, "compressed size of entry '\(entry.name)'")
         guard end <= centralDirectoryOffset else {
             throw ZipError.outOfBounds(what: "data of entry '\(entry.name)' (\(entry.compressedSize) bytes at offset \(start))")
         }
@@ -239,7 +241,8 @@ public struct ZipArchive: Sendable {
     }
 
     private func checkRatio(_ entry: ZipEntry) throws {
-        let bound = try Checked.add(Checked.mul(entry.compressedSize, Self.maxDeflateRatio), 1024)
+        // compressedSize is at most the file size here, so this cannot overflow.
+        let bound = entry.compressedSize * Self.maxDeflateRatio + 1024
         guard entry.uncompressedSize <= bound else {
             throw ZipError.impossibleRatio(entry: entry.name, declared: entry.uncompressedSize, compressed: entry.compressedSize)
         }
@@ -289,6 +292,10 @@ public struct ZipArchive: Sendable {
             p += 4 + size
         }
         return nil
+    }
+
+    private static func sum(_ a: Int, _ b: Int, _ what: String) throws -> Int {
+        do { return try Checked.add(a, b) } catch let e as SizeError { throw ZipError.badSize(what: what, e) }
     }
 
     private static func size(_ v: UInt64, _ what: String) throws -> Int {
