@@ -16,8 +16,8 @@ struct ManifestTensor: Decodable {
 /// inside it. Fails the test if it succeeds, takes a second or more, names
 /// another file, or carries another error type.
 func expectFailure<Problem: Error>(
-    _ path: String, as _: Problem.Type, file: StaticString = #filePath, line: UInt = #line,
-    _ read: () throws -> Void
+    _ path: String, as _: Problem.Type, status: ExitStatus = .unreadable,
+    file: StaticString = #filePath, line: UInt = #line, _ read: () throws -> Void
 ) -> (message: String, problem: Problem)? {
     let start = Date()
     do {
@@ -29,7 +29,7 @@ func expectFailure<Problem: Error>(
         XCTAssertLessThan(seconds, 1.0, "\(path): took \(seconds) s to fail", file: file, line: line)
         XCTAssertEqual(error.path, path, file: file, line: line)
         XCTAssertTrue(error.description.hasPrefix(path + ": "), error.description, file: file, line: line)
-        XCTAssertEqual(error.status, .unreadable, file: file, line: line)
+        XCTAssertEqual(error.status, status, file: file, line: line)
         guard let problem = error.problem as? Problem else {
             XCTFail("\(path): problem is \(type(of: error.problem)): \(error.problem)", file: file, line: line)
             return nil

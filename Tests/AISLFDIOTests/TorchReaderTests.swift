@@ -152,11 +152,11 @@ final class TorchReaderTests: XCTestCase {
             XCTAssertEqual(problem, .barePickle)
         }
         let single = Fixtures.path("torch/single_tensor.pth")
-        if let (_, problem) = expectFailure(single, as: TorchError.self, { _ = try TorchReader.read(path: single) }) {
+        if let (_, problem) = expectFailure(single, as: TorchError.self, status: .invalid, { _ = try TorchReader.read(path: single) }) {
             XCTAssertEqual(problem, .notAStateDict("the file holds a single tensor, not a dict"))
         }
         let none = Fixtures.path("torch/no_tensors.pth")
-        if let (_, problem) = expectFailure(none, as: TorchError.self, { _ = try TorchReader.read(path: none) }) {
+        if let (_, problem) = expectFailure(none, as: TorchError.self, status: .invalid, { _ = try TorchReader.read(path: none) }) {
             XCTAssertEqual(problem, .noTensors(topLevelKeys: ["iter", "model"]))
         }
         let random = Fixtures.path("torch/random.pth")

@@ -71,12 +71,12 @@ enum PickleValue: Equatable {
     case tensor(Int)
 }
 
-/// `('storage', torch.FloatStorage, '0', 'cpu', 12)`: a storage saved as `data/<key>`.
+/// `('storage', torch.FloatStorage, '0', 'cpu', 12)`: a storage saved as `data/<key>`
+/// (the device string does not matter: the bytes are the same).
 struct PickledStorage: Equatable {
     var key: String
     var dtype: DType
     var elementCount: Int
-    var location: String
 }
 
 /// The arguments of `_rebuild_tensor_v2`: a view of a storage, checked when materialised.
@@ -349,8 +349,8 @@ struct StateDictUnpickler {
                 throw malformed("_rebuild_parameter arguments are not (tensor, requires_grad, hooks)")
             }
             return args[0]
-        case .global(let g):
-            throw malformed("\(g) cannot be called")
+        case .global(.storageType):
+            throw malformed("a storage type cannot be called")
         default:
             throw malformed("call of a value that is not a global")
         }
@@ -369,12 +369,12 @@ struct StateDictUnpickler {
     private mutating func persistentStorage(_ pid: PickleValue) throws -> PickleValue {
         guard case .tuple(let t) = pid, tuples[t].count == 5,
               case .string("storage") = tuples[t][0], case .global(.storageType(let dtype)) = tuples[t][1],
-              case .string(let key) = tuples[t][2], case .string(let location) = tuples[t][3],
+              case .string(let key) = tuples[t][2], case .string = tuples[t][3],
               case .int(let count) = tuples[t][4], count >= 0 else {
             throw malformed("persistent id is not ('storage', type, key, location, size)")
         }
         try tally(objects: 1, items: 0)
-        storages.append(PickledStorage(key: key, dtype: dtype, elementCount: count, location: location))
+        storages.append(PickledStorage(key: key, dtype: dtype, elementCount: count))
         return .storage(storages.count - 1)
     }
 

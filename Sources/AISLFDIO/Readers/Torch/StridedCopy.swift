@@ -69,13 +69,14 @@ enum StridedCopy {
         return out
     }
 
-    /// Strides of a Fortran-ordered (column-major) array of this shape.
+    /// Strides of a Fortran-ordered (column-major) array of this shape. They
+    /// only wrap when a dimension is 0, and then `gather` copies nothing.
     static func fortranStrides(_ shape: [Int]) -> [Int] {
         var strides: [Int] = []
         var s = 1
         for n in shape {
             strides.append(s)
-            s = s.multipliedReportingOverflow(by: max(n, 1)).partialValue
+            s = s &* max(n, 1)
         }
         return strides
     }

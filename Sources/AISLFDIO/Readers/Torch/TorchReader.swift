@@ -18,6 +18,14 @@ public enum TorchError: Error, Equatable, CustomStringConvertible, Sendable {
     case expandsTooFar(tensor: String, budget: Int)
     case unsupportedByteOrder(String)
 
+    /// The file was read completely but holds no state_dict: exit status 1, not 2.
+    public var isReadableButNotWeights: Bool {
+        switch self {
+        case .notAStateDict, .noTensors: return true
+        default: return false
+        }
+    }
+
     public var description: String {
         switch self {
         case .legacyFormat:
@@ -62,6 +70,8 @@ public enum TorchReader {
             return try read(archive: ZipArchive(bytes: bytes))
         } catch let e as FileError {
             throw e
+        } catch let e as TorchError where e.isReadableButNotWeights {
+            throw FileError(path: path, problem: e, status: .invalid)
         } catch {
             throw FileError(path: path, problem: error)
         }
@@ -135,7 +145,7 @@ public enum TorchReader {
         let d = unpickler.dicts[stateDict]
         for (k, v) in zip(d.keys, d.values) {
             guard case .tensor(let t) = v else { ignored += 1; continue }
-            guard case .string(let key) = k else { throw TorchError.nonStringKey("\(k)") }
+            guard case .string(let key) = k else { throw TorchError.nonStringKey(kind(k)) }
             tensors.append(try materializer.tensor(key: key, unpickler.tensors[t]))
         }
         if tensors.isEmpty {
