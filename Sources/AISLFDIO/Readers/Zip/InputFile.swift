@@ -1,0 +1,57 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+public enum InputFileError: Error, Equatable, CustomStringConvertible, Sendable {
+    case cannotOpen(String)
+    case notARegularFile
+    case readFailed(String)
+    case tooLarge(Int, limit: Int)
+    /// The file changed size while it was being read.
+    case changedWhileReading
+
+    public var description: String {
+        switch self {
+        case .cannotOpen(let reason): return "cannot open: \(reason)"
+        case .notARegularFile: return "not a regular file"
+        case .readFailed(let reason): return "read failed: \(reason)"
+        case .tooLarge(let n, let limit): return "file is \(n) bytes, more than the \(limit) this reader accepts"
+        case .changedWhileReading: return "file changed size while being read"
+        }
+    }
+}
+
+/// Whole-file reads for the readers that parse from memory (zip, npy, torch).
+enum InputFile {
+    /// 16 GiB: far above any weights file this project handles.
+    static let defaultLimit = 1 << 34
+
+    static func readAll(path: String, limit: Int = defaultLimit) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw InputFileError.cannotOpen(String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw InputFileError.readFailed(String(cString: strerror(errno))) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw InputFileError.notARegularFile }
+        let size = Int(info.st_size)
+        guard size <= limit else { throw InputFileError.tooLarge(size, limit: limit) }
+
+        var bytes = [UInt8](repeating: 0, count: size)
+        var done = 0
+        try bytes.withUnsafeMutableBytes { buffer in
+            guard let base = buffer.baseAddress else { return }
+            while done < size {
+                let n = read(fd, base + done, size - done)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw InputFileError.readFailed(String(cString: strerror(errno)))
+                }
+                if n == 0 { throw InputFileError.changedWhileReading }
+                done += n
+            }
+        }
+        return bytes
+    }
+}
