@@ -191,6 +191,11 @@ enum HDF5Calls {
         return Int(n)
     }
 
+    /// Bytes the dataset occupies in the file (0 when never written).
+    static func storageSize(_ dataset: hid_t) -> UInt64 {
+        UInt64(H5Dget_storage_size(dataset))
+    }
+
     static func chunkShape(_ creationList: hid_t) throws -> [UInt64] {
         var dims = [hsize_t](repeating: 0, count: 32)
         let rank = H5Pget_chunk(creationList, Int32(dims.count), &dims)

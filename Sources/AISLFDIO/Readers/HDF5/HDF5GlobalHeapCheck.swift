@@ -5,8 +5,8 @@ import Foundation
 /// object out, so a corrupt size reads and writes past its buffers. Before the
 /// reader lets libhdf5 read such strings, this checks every collection in the
 /// file the way libhdf5 would parse it: any "GCOL" signature whose objects do not
-/// fit inside it, or an object larger than libhdf5's smallest conversion buffer,
-/// makes the reader skip variable-length attributes (with a note) instead.
+/// do not tile it exactly, or an object larger than libhdf5's smallest conversion
+/// buffer, makes the reader skip variable-length attributes (with a note) instead.
 ///
 /// Assumes 8-byte lengths (the superblock default; h5py always writes it); with
 /// other sizes the collections fail the check and the strings are skipped.
@@ -43,10 +43,16 @@ enum HDF5GlobalHeapCheck {
         guard size >= 16, size <= UInt64(bytes.count - start) else { return "collection size \(size) past the end of the file" }
         let end = start + Int(size)
         var object = start + 16
+        // Objects follow each other up to the end of the collection, or up to a
+        // free-space object (index 0) whose size is exactly the rest of it; a tail
+        // shorter than an object header is free space too. Anything else makes
+        // libhdf5 1.10 loop or copy out of bounds.
         while object + 16 <= end {
             let index = u16(object)
             let objectSize = u64(object + 8)
-            if index == 0 { return nil }  // the free-space object closes the collection
+            if index == 0 {
+                return objectSize == UInt64(end - object) ? nil : "free space of \(objectSize) bytes where \(end - object) remain"
+            }
             guard objectSize <= UInt64(maxObjectSize) else { return "object \(index) of \(objectSize) bytes" }
             let padded = (Int(objectSize) + 7) / 8 * 8
             guard object + 16 + padded <= end else { return "object \(index) runs past the collection" }

@@ -206,12 +206,19 @@ public enum HDF5Reader {
         if try structure(key, { try HDF5Calls.externalFileCount(plist) }) > 0 {
             throw HDF5Error.outsideFile(tensor: key, reason: "raw data stored in an external file")
         }
-        switch try structure(key, { try HDF5Calls.layout(plist) }) {
+        let layout = try structure(key) { try HDF5Calls.layout(plist) }
+        switch layout {
         case .virtual:
             throw HDF5Error.outsideFile(tensor: key, reason: "virtual dataset (its data may come from other files)")
         case .compact, .contiguous:
             if byteCount > fileSize {
                 throw HDF5Error.tooLarge(tensor: key, reason: "claims \(byteCount) bytes of contiguous data in a file of \(fileSize) bytes")
+            }
+            // libhdf5 1.10 copies a compact dataset's values without checking the
+            // stored size against the shape; a contiguous one is either unwritten or exactly its size.
+            let stored = HDF5Calls.storageSize(dataset)
+            if stored != UInt64(byteCount) && (layout == .compact || stored != 0) {
+                throw HDF5Error.corrupt(tensor: key, reason: "\(stored) bytes stored for a shape of \(byteCount) bytes")
             }
         case .chunked, .other:
             let (product, overflow) = fileSize.multipliedReportingOverflow(by: maxExpansion)
@@ -283,7 +290,8 @@ public enum HDF5Reader {
     private static func isBoolEnum(_ type: HDF5ID) throws -> Bool {
         let base = try HDF5Calls.baseType(type)
         defer { HDF5Calls.closeType(base) }
-        guard try HDF5Calls.typeClass(base) == .integer, try HDF5Calls.size(base) == 1,
+        // The enum's own size is checked too: libhdf5 copies that many bytes per member value.
+        guard try HDF5Calls.typeClass(base) == .integer, try HDF5Calls.size(base) == 1, try HDF5Calls.size(type) == 1,
               try HDF5Calls.memberCount(type) == 2 else { return false }
         var members: [String: Int8] = [:]
         for i in 0..<2 { members[try HDF5Calls.enumMemberName(type, i)] = try HDF5Calls.enumMemberByte(type, i) }
