@@ -317,11 +317,11 @@ public enum HDF5Reader {
     /// arrays in brackets. Attributes of other types are skipped with a note.
     private static func rootMetadata(_ root: HDF5ID, path: String, notes: inout [String]) throws -> [String: String] {
         var metadata: [String: String] = [:]
-        var heapChecked = false
-        var heapProblem: String?
-        let variableStringsAreSafe = { () -> Bool in
-            if !heapChecked { heapProblem = HDF5GlobalHeapCheck.problem(inFileAt: path); heapChecked = true }
-            return heapProblem == nil
+        var mappedFile: Data??
+        func variableStringProblem(_ name: String) -> String? {
+            if mappedFile == nil { mappedFile = .some(try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)) }
+            guard let file = mappedFile ?? nil else { return "cannot map the file" }
+            return file.withUnsafeBytes { HDF5GlobalHeapCheck.problem(attribute: name, file: $0) }
         }
         let count = try structure(nil) { try HDF5Calls.attributeCount(root) }
         if count > 0 { try structure(nil) { try HDF5Calls.checkAttributesDecode(root) } }
@@ -332,8 +332,8 @@ public enum HDF5Reader {
             defer { HDF5Calls.closeAttribute(attribute) }
             let name = try structure(nil) { try HDF5Calls.attributeName(attribute, maxLength: maxNameLength) }
             do {
-                if try HDF5Calls.isVariableString(attribute: attribute), !variableStringsAreSafe() {
-                    notes.append("skipped root attribute '\(name)': variable-length string with an inconsistent global heap (\(heapProblem ?? ""))")
+                if try HDF5Calls.isVariableString(attribute: attribute), let problem = variableStringProblem(name) {
+                    notes.append("skipped root attribute '\(name)': variable-length string that cannot be read safely (\(problem))")
                 } else if let value = try attributeString(attribute) {
                     metadata[name] = value
                 } else {
