@@ -9,7 +9,7 @@ final class SafetensorsReaderTests: XCTestCase {
     let manifest = try! TensorManifest(path: Fixtures.path("safetensors/manifest.json"))
 
     func testReadableFixturesMatchTheManifestBitForBit() throws {
-        XCTAssertEqual(manifest.readableFiles, ["dtypes.safetensors", "state_dict.safetensors"])
+        XCTAssertEqual(manifest.readableFiles, ["dtypes.safetensors", "offset_order.safetensors", "state_dict.safetensors"])
         for name in manifest.readableFiles {
             let contents = try SafetensorsReader.read(path: Fixtures.path("safetensors/" + name))
             let expected = try XCTUnwrap(manifest.entries[name])
@@ -31,6 +31,8 @@ final class SafetensorsReaderTests: XCTestCase {
     }
 
     func testTensorsComeInDataOffsetOrder() throws {
+        // Neither header order (m, z, a) nor name order (a, m, z).
+        XCTAssertEqual(try SafetensorsReader.read(path: Fixtures.path("safetensors/offset_order.safetensors")).tensors.map(\.key), ["z", "m", "a"])
         let keys = try SafetensorsReader.read(path: Fixtures.path("safetensors/state_dict.safetensors")).tensors.map(\.key)
         // safetensors lays out by alignment (8-byte dtypes first), then by name.
         XCTAssertEqual(keys, ["_backbone._bn1_1.num_batches_tracked", "_backbone._conv1_1.bias",
