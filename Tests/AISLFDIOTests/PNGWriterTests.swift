@@ -8,6 +8,7 @@ final class PNGWriterTests: XCTestCase {
     func testWrittenPNGReadsBackIdentically() throws {
         let source = try ImageReader.readRGB(path: Fixtures.path("images-io/q90_420.jpg"))
         let folder = try Fixtures.temporaryDirectory()
+        addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
         let path = folder.appendingPathComponent("matches.png").path
         try PNGWriter.write(rgb: source.rgb, height: source.height, width: source.width, to: path)
         let back = try ImageReader.readRGB(path: path)
@@ -26,6 +27,7 @@ final class PNGWriterTests: XCTestCase {
 
     func testWrongBufferSizeWritesNothing() throws {
         let folder = try Fixtures.temporaryDirectory()
+        addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
         let path = folder.appendingPathComponent("out.png").path
         for (count, h, w) in [(10, 2, 2), (12, 0, 4), (0, 0, 0)] {
             let result = expectFileError(ImageError.self, path: path) {

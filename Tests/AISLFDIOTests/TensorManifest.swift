@@ -1,4 +1,5 @@
 import AISLFDCore
+import AISLFDTestSupport
 import Foundation
 import XCTest
 
@@ -85,20 +86,13 @@ func pseudoRandomBytes(count: Int, seed: UInt64) -> [UInt8] {
     }
 }
 
-/// Writes `bytes` to a fresh temporary file named `name` and returns its path.
-func temporaryFile(_ name: String, _ bytes: [UInt8]) throws -> String {
-    let url = try FixturesTemp.directory().appendingPathComponent(name)
-    try Data(bytes).write(to: url)
-    return url.path
-}
-
-enum FixturesTemp {
-    nonisolated(unsafe) private static var shared: URL?
-    static func directory() throws -> URL {
-        if let shared { return shared }
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("aislfd-readers-a-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        shared = url
-        return url
+extension XCTestCase {
+    /// Writes `bytes` to a file named `name` in a fresh folder removed after the test; returns its path.
+    func temporaryFile(_ name: String, _ bytes: [UInt8]) throws -> String {
+        let folder = try Fixtures.temporaryDirectory()
+        addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
+        let url = folder.appendingPathComponent(name)
+        try Data(bytes).write(to: url)
+        return url.path
     }
 }
