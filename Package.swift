@@ -24,8 +24,11 @@ let package = Package(
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
+        // libpng and libjpeg report errors by longjmp: the setjmp lives in this C target, never in Swift.
+        .target(name: "CImageShims", dependencies: ["CPNG", "CJPEG"]),
+
         .target(name: "AISLFDCore", dependencies: ["CZlib"]),
-        .target(name: "AISLFDIO", dependencies: ["AISLFDCore", "CHDF5", "CZlib", "CPNG", "CJPEG"]),
+        .target(name: "AISLFDIO", dependencies: ["AISLFDCore", "CHDF5", "CZlib", "CPNG", "CJPEG", "CImageShims"]),
         .target(name: "AISLFDSchema", dependencies: ["AISLFDCore"],
                 ),
         .target(name: "AISLFDConvert", dependencies: ["AISLFDCore", "AISLFDIO", "AISLFDSchema"]),

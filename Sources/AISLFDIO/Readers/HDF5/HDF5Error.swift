@@ -1,0 +1,63 @@
+/// What can be wrong with an HDF5 weights file. Readers wrap it in `FileError`,
+/// so the printed message starts with the file's path; every case that concerns
+/// one dataset names it by its state_dict key.
+public enum HDF5Error: Error, CustomStringConvertible, Equatable, Sendable {
+    /// libhdf5 could not open the file: not HDF5, truncated, or corrupt metadata.
+    case cannotOpen(reason: String)
+    /// A library call on the file's structure failed (corrupt object headers, B-trees, ...).
+    case corrupt(tensor: String?, reason: String)
+    /// The dataset's type is not a number or bool type a state_dict holds (strings, compounds, ...).
+    case unsupportedType(tensor: String, type: String)
+    /// A bool dataset (h5py's int8 enum FALSE/TRUE) holding a byte other than 0 or 1.
+    case badBool(tensor: String, value: UInt8)
+    /// A dataset with a null dataspace (`h5py.Empty`): it has no value at all.
+    case nullDataspace(tensor: String)
+    /// The dataset's claimed size is past the bound tied to the file's size, or overflows.
+    case tooLarge(tensor: String, reason: String)
+    /// The data or link lives in another file (external link, external storage, virtual dataset).
+    case outsideFile(tensor: String, reason: String)
+    /// Soft links are not followed: they may loop or alias other datasets.
+    case softLink(tensor: String)
+    /// A hard link leads back to a group already being read (a cycle), or an object is reached twice.
+    case linkLoop(tensor: String)
+    /// Groups nested deeper than the reader follows.
+    case tooDeep(tensor: String, limit: Int)
+    /// Two datasets give the same state_dict key (e.g. flat "a.b" and nested "a/b").
+    case duplicateKey(tensor: String)
+    /// Reading the dataset's values failed (corrupt chunk, missing filter, truncated data).
+    case readFailed(tensor: String, reason: String)
+    /// The file holds more links than the reader visits.
+    case tooManyLinks(limit: Int)
+
+    public var description: String {
+        switch self {
+        case .cannotOpen(let reason):
+            return "not a readable HDF5 file (\(reason))"
+        case .corrupt(let tensor, let reason):
+            if let tensor { return "dataset '\(tensor)': corrupt HDF5 structure (\(reason))" }
+            return "corrupt HDF5 structure (\(reason))"
+        case .unsupportedType(let tensor, let type):
+            return "dataset '\(tensor)': \(type) datasets are not supported (expected float, integer or bool numbers)"
+        case .badBool(let tensor, let value):
+            return "dataset '\(tensor)': bool dataset holds the byte \(value), not 0 or 1"
+        case .nullDataspace(let tensor):
+            return "dataset '\(tensor)': has a null dataspace (no value)"
+        case .tooLarge(let tensor, let reason):
+            return "dataset '\(tensor)': too large: \(reason)"
+        case .outsideFile(let tensor, let reason):
+            return "dataset '\(tensor)': refusing to read outside this file: \(reason)"
+        case .softLink(let tensor):
+            return "'\(tensor)' is a soft link; only hard links are read (soft links may loop or alias)"
+        case .linkLoop(let tensor):
+            return "'\(tensor)' leads to an object already reached by another path (hard-link loop or alias)"
+        case .tooDeep(let tensor, let limit):
+            return "'\(tensor)': groups nested deeper than \(limit) levels"
+        case .duplicateKey(let tensor):
+            return "dataset '\(tensor)': two datasets give this state_dict key"
+        case .readFailed(let tensor, let reason):
+            return "dataset '\(tensor)': cannot read the values (\(reason))"
+        case .tooManyLinks(let limit):
+            return "more than \(limit) links in the file"
+        }
+    }
+}
