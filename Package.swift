@@ -29,8 +29,7 @@ let package = Package(
 
         .target(name: "AISLFDCore", dependencies: ["CZlib"]),
         .target(name: "AISLFDIO", dependencies: ["AISLFDCore", "CHDF5", "CZlib", "CPNG", "CJPEG", "CImageShims"]),
-        .target(name: "AISLFDSchema", dependencies: ["AISLFDCore"],
-                ),
+        .target(name: "AISLFDSchema", dependencies: ["AISLFDCore"]),
         .target(name: "AISLFDConvert", dependencies: ["AISLFDCore", "AISLFDIO", "AISLFDSchema"]),
         .target(name: "AISLFDRuntime", dependencies: ["AISLFDCore", "AISLFDIO", "AISLFDSchema", "COpenBLAS"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),

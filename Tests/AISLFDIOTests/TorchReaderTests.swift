@@ -22,7 +22,7 @@ final class TorchReaderTests: XCTestCase {
         ])
         for (name, expected) in Self.manifest {
             let contents = try TorchReader.read(path: Fixtures.path("torch/" + name))
-            XCTAssertEqual(contents.format, "torch")
+            XCTAssertEqual(contents.format, "pytorch")
             assertMatchesManifest(contents.tensors, expected.tensors, name)
             let stripNote = contents.notes.contains { $0.contains("'module.' prefix") }
             XCTAssertEqual(stripNote, expected.stripped_module_prefix, "\(name): \(contents.notes)")

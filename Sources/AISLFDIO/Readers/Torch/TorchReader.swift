@@ -158,7 +158,7 @@ public enum TorchReader {
             for i in tensors.indices { tensors[i].key = String(tensors[i].key.dropFirst(prefix.count)) }
             notes.append("stripped the 'module.' prefix (left by DataParallel) from \(tensors.count) tensor names")
         }
-        return WeightsContents(format: "torch", tensors: tensors, metadata: metadata, notes: notes)
+        return WeightsContents(format: "pytorch", tensors: tensors, metadata: metadata, notes: notes)
     }
 
     /// The state_dict itself, or the one under `model_state_dict` / `state_dict`

@@ -55,3 +55,30 @@ enum InputFile {
         return bytes
     }
 }
+
+extension InputFile {
+    /// The first `count` bytes (fewer for a shorter file), for recognising a format.
+    static func readPrefix(path: String, count: Int) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw InputFileError.cannotOpen(String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw InputFileError.readFailed(String(cString: strerror(errno))) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { throw InputFileError.notARegularFile }
+        var bytes = [UInt8](repeating: 0, count: count)
+        var done = 0
+        try bytes.withUnsafeMutableBytes { buffer in
+            guard let base = buffer.baseAddress else { return }
+            while done < count {
+                let n = read(fd, base + done, count - done)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw InputFileError.readFailed(String(cString: strerror(errno)))
+                }
+                if n == 0 { break }
+                done += n
+            }
+        }
+        return Array(bytes[0..<done])
+    }
+}
