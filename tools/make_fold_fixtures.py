@@ -7,8 +7,11 @@ Deterministic: seeded, PyTorch on one thread; a rerun gives the same bytes.
 
 What it writes:
 - folds.json + <case>.bin: small seeded modules with trained-like BatchNorm statistics
-  (running_mean far from 0, running_var far from 1 with one channel at 1e-4 so eps
-  matters, weight far from 1, bias far from 0), in eval mode, on a 13x11 input:
+  (running_mean far from 0, running_var far from 1, weight far from 1, bias far from 0),
+  in eval mode, on a 13x11 input. conv -> BN cases: random statistics, one channel's
+  running_var 1e-4 so that eps matters. conv -> ReLU -> BN cases: statistics measured
+  on the BN's own input over a calibration batch (as training leaves them), conv1's
+  channels spread ~100x in size, so running_var spreads over ~4 decades:
     conv-bn-s1            conv 3x3 pad 1 stride 1, no bias -> BN          (MSFE block)
     conv-bn-s2            the same with stride 2                          (MSFE downsampling)
     conv-bias-bn          conv 3x3 with bias -> BN
@@ -19,6 +22,9 @@ What it writes:
   order, num_batches_tracked as an int64 value), the input and PyTorch's output of the
   UNFOLDED module. Arrays are raw little-endian float32 in <case>.bin at the listed
   offsets (bytes), C order.
+  For conv-relu-bn-conv1x1 also the output SQNR (dB, against PyTorch's fp32 output) of
+  the two int8 forms: both convs int8 with the BatchNorm kept as an fp32 affine, and the
+  BatchNorm folded forward into the 1x1 conv before quantizing it.
 - fp16.json: float32 inputs (bit patterns) and NumPy's float16 rounding of them
   (x.astype(np.float16): nearest, ties to even, subnormals kept), plus which overflow
   (infinite result) and which flush to zero; and the clamped rounding
@@ -29,16 +35,21 @@ What it writes:
   for an all-zero channel; dequantized values q * scale and SQNR in dB (float64).
 - dtypes.json: float16 and float64 bit patterns and NumPy's float32 of them, bfloat16
   bit patterns and PyTorch's float32 of them.
+- lisrd-heads-int8.json: a measurement behind a converter decision, on the committed
+  LISRD sample (Weights/lisrd.h5) and its reference activations
+  (Tests/Fixtures/reference/lisrd.npz, act.bn_*_1): SQNR of each head's conv_*_2 output
+  with that conv at int8 / fp16, the BatchNorm kept as an affine or folded forward.
 """
 
 import json
-import struct
 import sys
 from pathlib import Path
 
+import h5py
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / 'Tests' / 'Fixtures' / 'convert'
@@ -137,6 +148,21 @@ CASES = [
 ]
 
 
+def calibrate_after_relu(module, rng):
+    """As in a trained net: conv1's output channels differ in size by up to ~100x, and bn1's
+    statistics are those of its own input, ReLU(conv1(x)), over a calibration batch."""
+    conv = module.conv1
+    factor = torch.from_numpy(np.exp(away_from(rng, conv.out_channels, 0.5, 2.3, 0.5)).astype(np.float32))
+    conv.weight.data *= factor[:, None, None, None]
+    conv.bias.data *= factor
+    batch = torch.from_numpy(rng.uniform(-1, 1, size=(8,) + INPUT_SHAPE[1:]).astype(np.float32))
+    with torch.no_grad():
+        h = torch.relu(conv(batch))
+    c = h.shape[1]
+    module.bn1.running_mean.copy_(h.mean(dim=(0, 2, 3)))
+    module.bn1.running_var.copy_(h.transpose(0, 1).reshape(c, -1).var(dim=1).clamp(min=1e-4))
+
+
 def write_case(index, name, make):
     rng = np.random.default_rng([7, index])
     module = make()
@@ -145,6 +171,8 @@ def write_case(index, name, make):
             init_conv(m, rng)
         elif isinstance(m, nn.BatchNorm2d):
             init_bn(m, rng)
+    if isinstance(module, ConvReluBN):
+        calibrate_after_relu(module, rng)
     module.eval()
     x = torch.from_numpy(rng.uniform(-1, 1, size=INPUT_SHAPE).astype(np.float32))
     with torch.no_grad():
@@ -170,7 +198,72 @@ def write_case(index, name, make):
     (OUT / f"{name}.bin").write_bytes(bytes(blob))
     layers, output = module.layers()
     block = {"kind": "block", "id": name, "description": f"fixture {name}", "output": output, "layers": layers}
-    return {"name": name, "bin": f"{name}.bin", "block": block, "state_dict": state, "arrays": arrays}
+    case = {"name": name, "bin": f"{name}.bin", "block": block, "state_dict": state, "arrays": arrays}
+    if isinstance(module, ConvReluBN) and module.conv2 is not None and module.conv2.kernel_size[0] == 1:
+        with torch.no_grad():
+            case["int8_output_sqnr_db"] = int8_forms(module, x, y)
+    return case
+
+
+def dequantized_int8(w):
+    """float32 values of the symmetric per-channel int8 form (see int8_reference)."""
+    return np.asarray(int8_reference(np.asarray(w, dtype=np.float32))["dequantized_array"])
+
+
+def sqnr_db(reference, approximation):
+    reference, approximation = np.asarray(reference, np.float64), np.asarray(approximation, np.float64)
+    return float(10 * np.log10((reference ** 2).sum() / ((approximation - reference) ** 2).sum()))
+
+
+def affine64(bn):
+    scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
+    return scale, bn.bias.double() - bn.running_mean.double() * scale
+
+
+def int8_forms(module, x, y):
+    """Output SQNR of conv1 -> ReLU -> BN -> conv2 (1x1) with both convs int8: the BN kept as
+    an affine (stored float32, applied in float64) or folded forward into conv2 first."""
+    d = lambda a: torch.from_numpy(np.asarray(a, dtype=np.float64))
+    w1 = d(dequantized_int8(module.conv1.weight.detach().numpy()))
+    h = torch.relu(F.conv2d(x.double(), w1, module.conv1.bias.double(), padding=1))
+    scale, shift = affine64(module.bn1)
+    w2 = module.conv2.weight.detach().double()
+    kept = F.conv2d(h * scale.float().double()[None, :, None, None] + shift.float().double()[None, :, None, None],
+                    d(dequantized_int8(w2.float().numpy())), module.conv2.bias.double())
+    folded_w = (w2 * scale[None, :, None, None]).float()
+    folded_b = (module.conv2.bias.double() + (w2[:, :, 0, 0] * shift[None, :]).sum(dim=1)).float()
+    folded = F.conv2d(h, d(dequantized_int8(folded_w.numpy())), folded_b.double())
+    return {"affine_kept": sqnr_db(y.numpy(), kept.numpy()), "forward_folded": sqnr_db(y.numpy(), folded.numpy())}
+
+
+def lisrd_heads_measurement():
+    """The LISRD sample's heads: conv_*_2 output SQNR against the exact float64 output, per
+    storage of conv_*_2 and per form of bn_*_1 (its input is the reference's BN output)."""
+    with h5py.File(ROOT / 'Weights' / 'lisrd.h5', 'r') as f:
+        weights = {}
+        f.visititems(lambda n, o: weights.__setitem__(n.replace('/', '.'), o[()]) if isinstance(o, h5py.Dataset) else None)
+    acts = np.load(ROOT / 'Tests' / 'Fixtures' / 'reference' / 'lisrd.npz')
+    fp16 = lambda w: w.astype(np.float32).astype(np.float16).astype(np.float64)
+    int8 = lambda w: dequantized_int8(w.astype(np.float32).reshape(w.shape[0], -1, 1, 1)).reshape(w.shape).astype(np.float64)
+    result = {}
+    for key in sorted(k for k in acts.files if k.startswith('act.bn_')):
+        bn = key[len('act.'):]
+        head = bn[len('bn_'):-len('_1')]
+        g, b, m, v = (weights[f"{bn}.{n}"].astype(np.float64) for n in ('weight', 'bias', 'running_mean', 'running_var'))
+        scale = g / np.sqrt(v + EPS)
+        shift = b - m * scale
+        after_bn = acts[key][0].reshape(len(g), -1).astype(np.float64)
+        after_relu = (after_bn - shift[:, None]) / scale[:, None]
+        w = weights[f"conv_{head}_2.weight"].astype(np.float64)[:, :, 0, 0]
+        bias = weights[f"conv_{head}_2.bias"].astype(np.float64)
+        exact = w @ after_bn + bias[:, None]
+        folded_w, folded_b = w * scale[None, :], bias + w @ shift
+        row = {"bn_scale_min": float(np.abs(scale).min()), "bn_scale_max": float(np.abs(scale).max())}
+        for name, q in (("int8", int8), ("fp16", fp16)):
+            row[f"{name}_affine_kept"] = sqnr_db(exact, q(w) @ after_bn + bias[:, None])
+            row[f"{name}_forward_folded"] = sqnr_db(exact, q(folded_w) @ after_relu + folded_b[:, None])
+        result[f"conv_{head}_2"] = row
+    return result
 
 
 def f32_bits(a):
@@ -228,6 +321,7 @@ def int8_reference(w):
         "scales": f32_bits(scale), "q": [int(v) for v in q.ravel()], "dequantized": f32_bits(deq.ravel()),
         "sqnr_db": float(10 * np.log10(signal / noise)) if noise > 0 else "inf",
         "max_abs_error": float(np.abs(deq.astype(np.float64) - flat.astype(np.float64)).max()),
+        "dequantized_array": deq.reshape(w.shape),
     }
 
 
@@ -247,7 +341,9 @@ def int8_fixture():
     conv = np.stack(channels).astype(np.float32).reshape(len(channels), 2, 3, 3)
     linear = (rng.normal(0, 0.2, size=(4, 6))).astype(np.float32)
     linear[2] = 0
-    return {"conv": int8_reference(conv), "linear": int8_reference(linear)}
+    def public(r):
+        return {k: v for k, v in r.items() if k != "dequantized_array"}
+    return {"conv": public(int8_reference(conv)), "linear": public(int8_reference(linear))}
 
 
 def dtypes_fixture():
@@ -276,10 +372,11 @@ def main():
         "fp16.json": {"generated_by": regenerate, "numpy": np.__version__, **fp16_fixture()},
         "int8.json": {"generated_by": regenerate, "numpy": np.__version__, **int8_fixture()},
         "dtypes.json": {"generated_by": regenerate, "numpy": np.__version__, "torch": torch.__version__, **dtypes_fixture()},
+        "lisrd-heads-int8.json": {"generated_by": regenerate, "numpy": np.__version__, "heads": lisrd_heads_measurement()},
     }
     for file, doc in documents.items():
         (OUT / file).write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"wrote {len(cases)} fold cases and {len(documents) - 1} rounding fixtures to {OUT.relative_to(ROOT)}")
+    print(f"wrote {len(cases)} fold cases and {len(documents) - 1} more fixtures to {OUT.relative_to(ROOT)}")
 
 
 if __name__ == '__main__':

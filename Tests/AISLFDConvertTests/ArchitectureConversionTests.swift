@@ -79,6 +79,18 @@ final class ArchitectureConversionTests: XCTestCase {
         }
     }
 
+    /// At int8 the heads' BatchNorms stay affines unless conv_*_2 is kept at fp32.
+    func testLISRDHeadsAtInt8() throws {
+        let (schema, _, conversion) = try convert("lisrd", ConversionOptions(precision: .int8))
+        XCTAssertEqual(conversion.metadata.folds, [])
+        for v in schema.variants {
+            XCTAssertEqual(conversion.stored("bn_\(Self.lisrdHead(v))_1.scale")?.role, "affine_scale")
+            XCTAssertEqual(conversion.stored("conv_\(Self.lisrdHead(v))_2.weight")?.storage, .int8)
+        }
+        let kept = try convert("lisrd", ConversionOptions(precision: .int8, keep: ["conv_*_2.weight"])).2
+        XCTAssertEqual(kept.metadata.folds.map(\.kind), Array(repeating: "batchnorm-into-next-conv", count: 4))
+    }
+
     func testPassOrderAndRecords() throws {
         let options = ConversionOptions(precision: .int8, keep: ["psa.*.value.weight"])
         let (schema, _, conversion) = try convert("aislfd-c", options)

@@ -150,3 +150,50 @@ final class FoldExactnessTests: XCTestCase {
         }
     }
 }
+
+/// At int8 a BatchNorm after a ReLU stays an fp32 affine instead of going forward into a
+/// 1x1 conv that will be int8: the fixture's NumPy computation shows why (its BatchNorm
+/// statistics are measured on its input, as training leaves them).
+final class Int8ForwardFoldTests: XCTestCase {
+    private func int8Output(_ c: ConvertFixtures.FoldCase, _ conversion: Conversion) throws -> Reference.Map {
+        var hidden = Reference.relu(Reference.conv(try c.input(), weight: try conversion.values("conv1.weight"),
+                                                   bias: try conversion.values("conv1.bias"), outChannels: 6, kernel: 3, stride: 1, padding: 1))
+        if conversion.stored("bn1.scale") != nil {
+            hidden = Reference.affine(hidden, scale: try conversion.values("bn1.scale"), shift: try conversion.values("bn1.shift"))
+        }
+        return Reference.conv(hidden, weight: try conversion.values("conv2.weight"), bias: try conversion.values("conv2.bias"),
+                              outChannels: 5, kernel: 1, stride: 1, padding: 0)
+    }
+
+    private func sqnr(_ y: Reference.Map, _ expected: [Float]) -> Double {
+        var signal = 0.0, noise = 0.0
+        for (a, e) in zip(y.values, expected) {
+            signal += Double(e) * Double(e)
+            noise += (a - Double(e)) * (a - Double(e))
+        }
+        return 10 * log10(signal / noise)
+    }
+
+    func testInt8KeepsTheAffineAndThatIsTheBetterForm() throws {
+        let c = try ConvertFixtures.foldCase("conv-relu-bn-conv1x1")
+        let cases = try XCTUnwrap(try ConvertFixtures.json("folds.json")["cases"] as? [[String: Any]])
+        let measured = try XCTUnwrap(cases.first { $0["name"] as? String == c.name }?["int8_output_sqnr_db"] as? [String: Double])
+        let kept = try XCTUnwrap(measured["affine_kept"]), folded = try XCTUnwrap(measured["forward_folded"])
+        XCTAssertGreaterThan(kept, folded + 10)
+
+        let conversion = try Converter.convert(c.contents, schema: c.schema, source: ConvertFixtures.source,
+                                               options: ConversionOptions(precision: .int8))
+        XCTAssertEqual(conversion.metadata.folds, [])
+        XCTAssertEqual(conversion.stored("bn1.scale")?.storage, .fp32)
+        XCTAssertEqual(conversion.stored("conv2.weight")?.storage, .int8)
+        let ours = sqnr(try int8Output(c, conversion), try c.array("output").values)
+        XCTAssertEqual(ours, kept, accuracy: 0.01)
+        print("int8 conv-relu-bn-conv1x1 output SQNR: \(ours) dB (NumPy: affine kept \(kept), forward folded \(folded))")
+
+        // With conv2 kept at fp32 the fold is exact again, and made.
+        let keep = try Converter.convert(c.contents, schema: c.schema, source: ConvertFixtures.source,
+                                         options: ConversionOptions(precision: .int8, keep: ["conv2.weight"]))
+        XCTAssertEqual(keep.metadata.folds, [AISWMetadata.Fold(kind: "batchnorm-into-next-conv", from: "bn1", into: "conv2")])
+        XCTAssertEqual(keep.stored("conv2.weight")?.storage, .fp32)
+    }
+}
