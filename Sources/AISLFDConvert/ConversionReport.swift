@@ -1,0 +1,152 @@
+import Foundation
+import AISLFDIO
+
+/// A signal-to-noise ratio in dB; infinity means exact. JSON: a number, or "inf".
+public struct Decibels: Codable, Equatable, Sendable, CustomStringConvertible {
+    public var value: Double
+
+    public init(_ value: Double) { self.value = value }
+    public init(signal: Double, noise: Double) { self.value = decibels(signal: signal, noise: noise) }
+
+    public var isExact: Bool { value == .infinity }
+    public var description: String { formatDecibels(value) }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let text = try? c.decode(String.self) {
+            switch text {
+            case "inf": value = .infinity
+            case "-inf": value = -.infinity
+            default: throw DecodingError.dataCorruptedError(in: c, debugDescription: "\"\(text)\" is not a number of dB")
+            }
+        } else {
+            value = try c.decode(Double.self)
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        if value.isFinite { try c.encode(value) } else { try c.encode(value > 0 ? "inf" : "-inf") }
+    }
+}
+
+/// What a conversion did and cost: per stored tensor its storage, bytes and error against
+/// its fp32 value after folding, and totals against the source.
+public struct ConversionReport: Codable, Equatable, Sendable {
+    public struct Tensor: Codable, Equatable, Sendable {
+        public var key: String
+        public var role: String
+        public var shape: [Int]
+        /// fp32, fp16 or int8.
+        public var storage: String
+        /// Data bytes plus, for int8, the scales.
+        public var bytes: Int
+        /// Against the fp32 value after folding; "inf" when stored exactly.
+        public var sqnr: Decibels
+        public var maxAbsError: Double
+        /// fp16: values whose rounding overflowed and were clamped to +-65504.
+        public var fp16Overflow: Int
+        /// fp16: nonzero values that became zero.
+        public var fp16FlushedToZero: Int
+        /// The keep pattern that held the tensor at fp32.
+        public var keptBy: String?
+    }
+
+    public struct Totals: Codable, Equatable, Sendable {
+        public var sourceTensors: Int
+        public var sourceValues: Int
+        /// Every source value as fp32 (4 bytes each), the spec's "fp32 payload".
+        public var sourcePayloadBytes: Int
+        public var storedTensors: Int
+        public var storedValues: Int
+        /// Tensor data and scales in the output.
+        public var storedPayloadBytes: Int
+        /// The whole .aisw file: header, metadata, table, padding and data.
+        public var outputBytes: Int
+        /// outputBytes / sourcePayloadBytes.
+        public var ratio: Double
+        /// Over every stored value.
+        public var sqnr: Decibels
+        /// Over the quantized tensors only ("inf" when there are none).
+        public var quantizedSQNR: Decibels
+        public var lowestSQNR: Decibels
+        public var lowestSQNRTensor: String?
+        /// Stored tensors per storage.
+        public var tensorsByStorage: [String: Int]
+        public var fp16Overflow: Int
+        public var fp16FlushedToZero: Int
+    }
+
+    public var architecture: String
+    public var precision: String
+    public var fold: Bool
+    public var clamp: Bool
+    public var keep: [String]
+    /// Pass names in the order they ran.
+    public var passes: [String]
+    public var folds: [AISWMetadata.Fold]
+    public var tensors: [Tensor]
+    public var totals: Totals
+    public var notes: [String]
+
+    /// The `--json` document: pretty-printed, keys sorted.
+    public func jsonText() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
+
+    /// A table of the stored tensors, then the totals.
+    public var humanReadable: String {
+        var lines: [String] = []
+        lines.append("\(architecture) -> \(precision)\(fold ? ", BatchNorms folded" : ", not folded")"
+                     + "\(clamp ? ", fp16 clamping on" : "")\(keep.isEmpty ? "" : ", kept at fp32: " + keep.joined(separator: " "))")
+        lines.append("passes: " + passes.joined(separator: ", "))
+        if !folds.isEmpty {
+            let kinds = Dictionary(grouping: folds, by: \.kind).map { "\($0.value.count) \($0.key)" }.sorted()
+            lines.append("folds: " + kinds.joined(separator: ", "))
+        }
+        let keyWidth = max(3, tensors.map(\.key.count).max() ?? 0)
+        func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+        func padLeft(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
+        lines.append(pad("key", keyWidth) + "  storage  " + pad("shape", 16) + padLeft("bytes", 11) + padLeft("SQNR dB", 10) + padLeft("max abs err", 13))
+        for t in tensors {
+            var line = pad(t.key, keyWidth) + "  " + pad(t.storage, 7) + "  " + pad("[" + t.shape.map(String.init).joined(separator: ", ") + "]", 16)
+                + padLeft(grouped(t.bytes), 11) + padLeft(t.sqnr.description, 10) + padLeft(formatError(t.maxAbsError), 13)
+            if t.fp16Overflow > 0 { line += "  \(t.fp16Overflow) clamped" }
+            if t.fp16FlushedToZero > 0 { line += "  \(t.fp16FlushedToZero) flushed to zero" }
+            if let p = t.keptBy { line += "  kept by \"\(p)\"" }
+            lines.append(line)
+        }
+        let s = totals
+        let storages = s.tensorsByStorage.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        lines.append("tensors: \(s.sourceTensors) in the source, \(s.storedTensors) stored (\(storages))")
+        lines.append("size: source fp32 payload \(grouped(s.sourcePayloadBytes)) bytes, output \(grouped(s.outputBytes)) bytes"
+                     + " (" + String(format: "%.1f", s.ratio * 100) + "%)")
+        var quality = "SQNR: all stored values \(s.sqnr) dB, quantized weights \(s.quantizedSQNR) dB"
+        if let k = s.lowestSQNRTensor { quality += ", lowest \(s.lowestSQNR) dB (\(k))" }
+        lines.append(quality)
+        if s.fp16Overflow > 0 { lines.append("fp16: \(s.fp16Overflow) values clamped to +-65504") }
+        if s.fp16FlushedToZero > 0 { lines.append("fp16: \(s.fp16FlushedToZero) nonzero values flushed to zero") }
+        lines += notes.map { "note: " + $0 }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// "inf" or one decimal.
+func formatDecibels(_ db: Double) -> String {
+    db.isFinite ? String(format: "%.1f", db) : (db > 0 ? "inf" : "-inf")
+}
+
+func formatError(_ e: Double) -> String { e == 0 ? "0" : String(format: "%.2e", e) }
+
+/// 3727596 -> "3,727,596", independent of the locale.
+func grouped(_ n: Int) -> String {
+    let digits = String(n.magnitude)
+    var out = ""
+    for (i, c) in digits.enumerated() {
+        if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
+        out.append(c)
+    }
+    return (n < 0 ? "-" : "") + out
+}

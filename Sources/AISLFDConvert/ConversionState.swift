@@ -1,0 +1,110 @@
+import AISLFDCore
+import AISLFDIO
+import AISLFDSchema
+
+/// How a tensor will be stored, once a quantization pass has decided.
+enum StoredForm {
+    case fp32
+    /// IEEE binary16 bit patterns.
+    case fp16([UInt16])
+    /// Symmetric per-output-channel int8: value = Float(q) * scales[c].
+    case int8([Int8], scales: [Float])
+}
+
+/// What storing a tensor costs in accuracy, against its fp32 value after folding.
+struct StorageError {
+    var signal: Double = 0      // sum of x^2
+    var noise: Double = 0       // sum of (stored - x)^2
+    var maxAbs: Double = 0
+    var fp16Overflow = 0
+    var fp16FlushedToZero = 0
+}
+
+/// One tensor on its way to the file: fp32 values until a quantization pass gives it a
+/// storage form.
+struct WorkingTensor {
+    var key: String
+    /// The role stored in the file's table: a schema role, or `affine_scale` / `affine_shift`.
+    var role: String
+    var shape: [Int]
+    var values: [Float]
+    var history: [String] = []
+    var stored: StoredForm = .fp32
+    var error = StorageError()
+    /// The keep pattern that held it at fp32, if one did.
+    var keptBy: String?
+}
+
+/// A BatchNorm as a per-channel affine, in Double: the folds use these exact values and
+/// round once, rather than reusing the rounded fp32 scale/shift.
+struct Affine {
+    var scale: [Double]
+    var shift: [Double]
+}
+
+/// Everything the passes share.
+struct ConversionState {
+    let schema: ArchitectureSchema
+    let options: ConversionOptions
+    /// The source tensors, in file order; ToFloat32 turns them into `tensors`.
+    var source: [NamedTensor]
+    /// Stored tensors in their final order.
+    var tensors: [WorkingTensor] = []
+    /// BatchNorm layers currently stored as `X.scale` / `X.shift`.
+    var affines: [String: Affine] = [:]
+    var folds: [AISWMetadata.Fold] = []
+
+    init(schema: ArchitectureSchema, options: ConversionOptions, source: [NamedTensor]) {
+        self.schema = schema
+        self.options = options
+        self.source = source
+    }
+
+    func index(of key: String) -> Int? { tensors.firstIndex { $0.key == key } }
+
+    /// The tensor's values; a missing one is named with the role the schema gives it.
+    func values(of key: String, role: String) throws -> [Float] {
+        guard let i = index(of: key) else { throw ConversionError.missingTensor(key: key, role: role) }
+        return tensors[i].values
+    }
+
+    /// Layers whose output leaves their part (the backbone's features, the heads' maps):
+    /// someone outside the layer graph may read them, so their values must not change.
+    var exposedLayers: Set<String> {
+        Set(schema.parts.flatMap { $0.outputs.values.compactMap(\.layer) })
+    }
+
+    mutating func remove(_ key: String) {
+        tensors.removeAll { $0.key == key }
+    }
+
+    /// Puts `tensor` right after `key` (at the end if `key` is not stored).
+    mutating func insert(_ tensor: WorkingTensor, after key: String) {
+        let at = index(of: key).map { $0 + 1 } ?? tensors.count
+        tensors.insert(tensor, at: at)
+    }
+}
+
+/// One named step of the conversion. `run` changes the state and returns the pass's record
+/// for the file's metadata.
+protocol ConversionPass {
+    var name: String { get }
+    func run(_ state: inout ConversionState) throws -> AISWJSON
+}
+
+// Small builders for metadata records.
+func json(_ n: Int) -> AISWJSON { .number(Double(n)) }
+func json(_ s: String) -> AISWJSON { .string(s) }
+func json(_ strings: [String]) -> AISWJSON { .array(strings.map(AISWJSON.string)) }
+/// A finite number, or the string "inf" (JSON has no infinity).
+func json(decibels: Double) -> AISWJSON { decibels.isFinite ? .number(decibels) : .string(decibels > 0 ? "inf" : "-inf") }
+
+/// Rounds folded Double values to float32, refusing overflow (named by the stored key).
+func roundToFloat(_ values: [Double], key: String) throws -> [Float] {
+    var out = [Float](repeating: 0, count: values.count)
+    for (i, v) in values.enumerated() {
+        out[i] = Float(v)
+        guard out[i].isFinite else { throw ConversionError.foldOverflow(key: key, index: i) }
+    }
+    return out
+}

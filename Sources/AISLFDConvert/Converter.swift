@@ -1,0 +1,196 @@
+import AISLFDCore
+import AISLFDIO
+import AISLFDSchema
+
+/// The result of a conversion: the file, ready to write, and what it cost.
+public struct Conversion: Sendable {
+    public let writer: AISWWriter
+    public let report: ConversionReport
+
+    public var metadata: AISWMetadata { writer.metadata }
+
+    /// Writes the .aisw atomically; refuses when OUTPUT is the input file itself.
+    public func write(to path: String, refusing inputPath: String? = nil) throws {
+        try writer.write(to: path, refusing: inputPath)
+    }
+
+    /// BatchNorm layers folded away (no tensors left), for a runtime given these weights
+    /// without the file.
+    public var foldedLayers: Set<String> { Set(writer.metadata.folds.map(\.from)) }
+
+    /// Every stored tensor as float32, the values an .aisw reader gives (fp16 widened, int8
+    /// dequantized as Float(q) * scale), in file order.
+    public func storedTensors() -> [NamedTensor] {
+        writer.tensors.map { t in
+            let values: [Float]
+            switch t.storage {
+            case .fp32:
+                values = t.data.withUnsafeBytes { raw in
+                    (0..<(t.data.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+                }
+            case .fp16:
+                values = t.data.withUnsafeBytes { raw in
+                    (0..<(t.data.count / 2)).map { Float(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)))) }
+                }
+            case .int8:
+                let scales = t.scales ?? []
+                let perChannel = scales.isEmpty ? 0 : t.data.count / scales.count
+                values = t.data.enumerated().map { j, byte in
+                    perChannel == 0 ? 0 : Float(Int8(bitPattern: byte)) * scales[j / perChannel]
+                }
+            }
+            return NamedTensor(key: t.key, shape: t.shape, floats: values)
+        }
+    }
+}
+
+/// Turns validated source weights into an .aisw file: ToFloat32, then (with folding)
+/// FoldBatchNorm, FoldConvBatchNorm, FoldAffineIntoNextConv, then QuantizeFP16 or
+/// QuantizeInt8 for those precisions. Folds are chosen from the schema's roles and layer
+/// wiring, never from tensor names. docs/conversion.md describes every pass.
+public enum Converter {
+    public static let name = "aislfd-convert"
+    public static let version = "0.1.0"
+
+    /// The passes `options` runs, in order.
+    public static func passNames(_ options: ConversionOptions) -> [String] {
+        passes(options).map(\.name)
+    }
+
+    static func passes(_ options: ConversionOptions) -> [any ConversionPass] {
+        var list: [any ConversionPass] = [ToFloat32()]
+        if options.fold { list += [FoldBatchNorm(), FoldConvBatchNorm(), FoldAffineIntoNextConv()] }
+        switch options.precision {
+        case .fp32: break
+        case .fp16: list.append(QuantizeFP16())
+        case .int8: list.append(QuantizeInt8())
+        }
+        return list
+    }
+
+    /// `contents` should already have passed `Validator`; anything that would stop the
+    /// conversion is still caught here and thrown as a `ConversionError` naming the tensor.
+    public static func convert(_ contents: WeightsContents, schema: ArchitectureSchema, source: AISWMetadata.Source,
+                               options: ConversionOptions = ConversionOptions(),
+                               converter: AISWMetadata.Converter = AISWMetadata.Converter(name: Converter.name, version: Converter.version)) throws -> Conversion {
+        try checkInput(contents, schema)
+        var state = ConversionState(schema: schema, options: options, source: contents.tensors)
+        var records: [AISWMetadata.Pass] = []
+        for pass in passes(options) {
+            records.append(AISWMetadata.Pass(name: pass.name, details: try pass.run(&state)))
+        }
+
+        let stored = state.tensors.map(aiswTensor)
+        var history: [String: [String]] = [:]
+        for t in state.tensors where !t.history.isEmpty { history[t.key] = t.history }
+        var notes: [String] = []
+        let unmatched = options.keep.filter { p in !state.tensors.contains { KeyPattern.matches(p, $0.key) } }
+        if !unmatched.isEmpty { notes.append("keep patterns matching no stored tensor: " + unmatched.joined(separator: " ")) }
+        if options.precision == .fp32 && !options.keep.isEmpty { notes.append("precision fp32: every tensor is fp32, keep patterns change nothing") }
+
+        var extra: [String: AISWJSON] = [:]
+        if !contents.notes.isEmpty { extra["source_notes"] = json(contents.notes) }
+        let metadata = AISWMetadata(
+            architecture: schema.id, architectureConfig: architectureConfig(schema),
+            schema: AISWMetadata.Schema(id: schema.id, sha256: schema.sha256), source: source, converter: converter,
+            options: options.metadataOptions, passes: records, folds: state.folds, tensorHistory: history, extra: extra)
+        let writer = AISWWriter(metadata: metadata, tensors: stored)
+        let outputBytes = try writer.encode().count
+        let report = makeReport(state, contents, records, outputBytes: outputBytes, notes: notes)
+        return Conversion(writer: writer, report: report)
+    }
+
+    /// Duplicates, unknown keys, wrong shapes and missing tensors would make a pass index
+    /// out of range or store something the runtime cannot use.
+    static func checkInput(_ contents: WeightsContents, _ schema: ArchitectureSchema) throws {
+        var seen = Set<String>()
+        for t in contents.tensors {
+            guard seen.insert(t.key).inserted else { throw ConversionError.duplicateTensor(key: t.key) }
+            guard let spec = schema.tensor(t.key) else { throw ConversionError.unexpectedTensor(key: t.key) }
+            guard t.shape == spec.shape else { throw ConversionError.wrongShape(key: t.key, expected: spec.shape, found: t.shape) }
+        }
+        for spec in schema.tensors where !spec.optional && !seen.contains(spec.key) {
+            throw ConversionError.missingTensor(key: spec.key, role: spec.role.rawValue)
+        }
+    }
+
+    static func aiswTensor(_ t: WorkingTensor) -> AISWTensor {
+        switch t.stored {
+        case .fp32: return .fp32(key: t.key, shape: t.shape, values: t.values, role: t.role)
+        case .fp16(let bits): return .fp16(key: t.key, shape: t.shape, bits: bits, role: t.role)
+        case .int8(let q, let scales): return .int8(key: t.key, shape: t.shape, values: q, scales: scales, role: t.role)
+        }
+    }
+
+    /// What a runtime needs to know beyond the tensors: variants, the blocks and meta settings.
+    static func architectureConfig(_ schema: ArchitectureSchema) -> [String: AISWJSON] {
+        var config: [String: AISWJSON] = [
+            "variants": json(schema.variants),
+            "parts": .array(schema.parts.map { p in
+                .object(["name": json(p.name), "block": json(p.block), "prefix": json(p.prefix), "per_variant": .bool(p.perVariant)])
+            }),
+        ]
+        let epsilons = Set(schema.layers.compactMap(\.eps))
+        if !epsilons.isEmpty { config["batchnorm_eps"] = .array(epsilons.sorted().map(AISWJSON.number)) }
+        if let vlad = schema.layers.first(where: { $0.op == .netvlad }) {
+            config["netvlad"] = .object(["clusters": json(vlad.outChannels), "dim": json(vlad.inChannels), "grid": json(vlad.grid ?? 0)])
+        }
+        if let linear = schema.layers.first(where: { $0.op == .linear }) {
+            config["psa"] = .object(["dim": json(linear.inChannels)])
+        }
+        return config
+    }
+
+    static func makeReport(_ state: ConversionState, _ contents: WeightsContents, _ records: [AISWMetadata.Pass],
+                           outputBytes: Int, notes: [String]) -> ConversionReport {
+        var rows: [ConversionReport.Tensor] = []
+        var signal = 0.0, noise = 0.0, qSignal = 0.0, qNoise = 0.0
+        var lowest: (key: String, db: Double)? = nil
+        var byStorage: [String: Int] = [:]
+        var overflow = 0, flushed = 0, payload = 0, values = 0
+        for t in state.tensors {
+            var e = t.error
+            let storage: String, bytes: Int
+            switch t.stored {
+            case .fp32:
+                storage = "fp32"
+                bytes = t.values.count * 4
+                e.signal = t.values.reduce(0) { $0 + Double($1) * Double($1) }
+            case .fp16:
+                storage = "fp16"
+                bytes = t.values.count * 2
+            case .int8(_, let scales):
+                storage = "int8"
+                bytes = t.values.count + scales.count * 4
+            }
+            if storage != "fp32" {
+                qSignal += e.signal
+                qNoise += e.noise
+                let db = decibels(signal: e.signal, noise: e.noise)
+                if lowest.map({ db < $0.db }) ?? true { lowest = (t.key, db) }
+            }
+            signal += e.signal
+            noise += e.noise
+            overflow += e.fp16Overflow
+            flushed += e.fp16FlushedToZero
+            payload += bytes
+            values += t.values.count
+            byStorage[storage, default: 0] += 1
+            rows.append(ConversionReport.Tensor(key: t.key, role: t.role, shape: t.shape, storage: storage, bytes: bytes,
+                                                sqnr: Decibels(signal: e.signal, noise: e.noise), maxAbsError: e.maxAbs,
+                                                fp16Overflow: e.fp16Overflow, fp16FlushedToZero: e.fp16FlushedToZero, keptBy: t.keptBy))
+        }
+        let sourceValues = contents.tensors.reduce(0) { $0 + $1.elementCount }
+        let sourcePayload = sourceValues * 4
+        let totals = ConversionReport.Totals(
+            sourceTensors: contents.tensors.count, sourceValues: sourceValues, sourcePayloadBytes: sourcePayload,
+            storedTensors: state.tensors.count, storedValues: values, storedPayloadBytes: payload, outputBytes: outputBytes,
+            ratio: sourcePayload > 0 ? Double(outputBytes) / Double(sourcePayload) : 0,
+            sqnr: Decibels(signal: signal, noise: noise), quantizedSQNR: Decibels(signal: qSignal, noise: qNoise),
+            lowestSQNR: Decibels(lowest?.db ?? .infinity), lowestSQNRTensor: lowest?.key,
+            tensorsByStorage: byStorage, fp16Overflow: overflow, fp16FlushedToZero: flushed)
+        return ConversionReport(architecture: state.schema.id, precision: state.options.precision.rawValue, fold: state.options.fold,
+                                clamp: state.options.clamp, keep: state.options.keep, passes: records.map(\.name),
+                                folds: state.folds, tensors: rows, totals: totals, notes: notes)
+    }
+}
