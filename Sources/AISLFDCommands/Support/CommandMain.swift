@@ -16,10 +16,10 @@ public enum CommandMain {
             try parsed.run()
             return ExitStatus.success.rawValue
         } catch let error as FileError {
-            printError(error.description)
+            Output.printError(error.description)
             return error.status.rawValue
         } catch let error as CommandFailure {
-            if let message = error.message { printError(message) }
+            if let message = error.message { Output.printError(message) }
             return error.status.rawValue
         } catch {
             let code = command.exitCode(for: error)
@@ -28,13 +28,9 @@ public enum CommandMain {
                 if !message.isEmpty { print(message) }
                 return ExitStatus.success.rawValue
             }
-            if !message.isEmpty { printError(message) }
+            if !message.isEmpty { Output.printError(message) }
             return ExitStatus.unreadable.rawValue
         }
-    }
-
-    static func printError(_ message: String) {
-        FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
     }
 }
 

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import AISLFDCore
 
 public enum InputFileError: Error, Equatable, CustomStringConvertible, Sendable {
     case cannotOpen(String)
@@ -80,5 +81,17 @@ extension InputFile {
             }
         }
         return Array(bytes[0..<done])
+    }
+}
+
+/// Digests of whole files, for the provenance an .aisw records.
+public enum FileDigest {
+    public static func sha256(path: String) throws -> (hex: String, byteCount: Int) {
+        do {
+            let bytes = try InputFile.readAll(path: path)
+            return (SHA256.hex(bytes), bytes.count)
+        } catch {
+            throw FileError(path: path, problem: error)
+        }
     }
 }

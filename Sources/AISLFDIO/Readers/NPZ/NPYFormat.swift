@@ -101,6 +101,26 @@ enum NPYFormat {
                          shape: shape, headerSize: size, dataSize: dataSize)
     }
 
+    /// A 0-d unicode string array (`<U<n>`, UTF-32LE), as `np.savez(..., arch='lisrd')`
+    /// stores text; nil for anything else. Reference files label themselves this way.
+    static func textScalar(_ bytes: [UInt8]) -> String? {
+        guard let size = try? headerSize(bytes), bytes.count >= size else { return nil }
+        var parser = HeaderParser(bytes: Array(bytes[(bytes[6] == 1 ? 10 : 12)..<size]))
+        guard let fields = try? parser.parseDict(), case .string(let descr)? = fields["descr"],
+              case .tuple(let shape)? = fields["shape"], shape.isEmpty,
+              descr.hasPrefix("<U"), let count = Int(descr.dropFirst(2)), count <= 4096,
+              bytes.count == size + count * 4 else { return nil }
+        var scalars = String.UnicodeScalarView()
+        for i in 0..<count {
+            let o = size + 4 * i
+            let code = UInt32(bytes[o]) | UInt32(bytes[o + 1]) << 8 | UInt32(bytes[o + 2]) << 16 | UInt32(bytes[o + 3]) << 24
+            if code == 0 { break }
+            guard let scalar = Unicode.Scalar(code) else { return nil }
+            scalars.append(scalar)
+        }
+        return String(scalars)
+    }
+
     static func parseDescr(_ descr: String) throws -> (DType, bigEndian: Bool) {
         let chars = Array(descr.utf8)
         guard chars.count == 3 else { throw NPYError.unsupportedDType(descr) }

@@ -16,7 +16,8 @@ public enum NPZError: Error, Equatable, CustomStringConvertible, Sendable {
 }
 
 /// NumPy's `.npz`: a zip of `.npy` files (stored by `np.savez`, deflated by
-/// `np.savez_compressed`). Keys are the entry names without `.npy`, in archive order.
+/// `np.savez_compressed`). Keys are the entry names without `.npy`, in archive order;
+/// 0-d text entries become metadata.
 public enum NPZReader {
     public static func read(path: String) throws -> WeightsContents {
         do {
@@ -34,6 +35,7 @@ public enum NPZReader {
         var tensors: [NamedTensor] = []
         var keys = Set<String>()
         var skipped: [String] = []
+        var metadata: [String: String] = [:]
         for entry in archive.entries {
             guard entry.name.hasSuffix(".npy") else {
                 if !entry.name.hasSuffix("/") { skipped.append(entry.name) }
@@ -41,11 +43,15 @@ public enum NPZReader {
             }
             let key = String(entry.name.dropLast(4))
             guard keys.insert(key).inserted else { throw NPZError.duplicateKey(key) }
+            if entry.uncompressedSize <= 1 << 16, let text = NPYFormat.textScalar(try archive.read(entry, limit: 1 << 16)) {
+                metadata[key] = text
+                continue
+            }
             tensors.append(try readArray(entry, key: key, archive: archive))
         }
         var notes: [String] = []
         if !skipped.isEmpty { notes.append("ignored entries that are not .npy arrays: \(skipped.joined(separator: ", "))") }
-        return WeightsContents(format: "npz", tensors: tensors, notes: notes)
+        return WeightsContents(format: "npz", tensors: tensors, metadata: metadata, notes: notes)
     }
 
     /// NPZ files start with the local header of an `.npy` entry (or are an

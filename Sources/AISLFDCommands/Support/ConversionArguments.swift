@@ -1,0 +1,44 @@
+import AISLFDConvert
+import AISLFDCore
+import AISLFDIO
+import AISLFDSchema
+import ArgumentParser
+
+extension Precision: ExpressibleByArgument {}
+
+/// The options that shape an .aisw file.
+public struct ConversionArguments: ParsableArguments {
+    @Option(help: "Storage precision of the weights.")
+    var precision: Precision = .fp32
+
+    @Flag(name: .customLong("no-fold"), help: "Keep every source tensor as it was (no BatchNorm folding).")
+    var noFold = false
+
+    @Flag(help: "Clamp fp16 values beyond +-65504 instead of refusing them.")
+    var clamp = false
+
+    @Option(name: .customLong("keep"), help: ArgumentHelp("Keep tensors whose key matches PATTERN (* and ?) at fp32; repeatable.", valueName: "PATTERN"))
+    var keep: [String] = []
+
+    public init() {}
+
+    var options: ConversionOptions {
+        ConversionOptions(precision: precision, fold: !noFold, clamp: clamp, keep: keep)
+    }
+
+    /// Converts validated weights and writes OUTPUT atomically; prints the conversion report.
+    func convert(_ contents: WeightsContents, inputPath: String, architecture: String, to output: String, json: Bool) throws {
+        let schema = try SchemaLibrary.load(id: architecture)
+        let digest = try FileDigest.sha256(path: inputPath)
+        let fileName = inputPath.split(separator: "/").last.map(String.init) ?? inputPath
+        let source = AISWMetadata.Source(fileName: fileName, sha256: digest.hex, format: contents.format, byteCount: digest.byteCount)
+        let conversion: Conversion
+        do {
+            conversion = try Converter.convert(contents, schema: schema, source: source, options: options)
+        } catch let error as ConversionError {
+            throw FileError(path: inputPath, problem: error, status: .invalid)
+        }
+        try conversion.write(to: output, refusing: inputPath)
+        Output.print(json ? try conversion.report.jsonText() : conversion.report.humanReadable + "\nwrote \(output)")
+    }
+}
