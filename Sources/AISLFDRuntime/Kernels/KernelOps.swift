@@ -1,0 +1,92 @@
+/// The runtime's numeric operations one at a time, for tests and tools.
+/// Each runs exactly the code the models run (`CPUKernels` and the meta
+/// modules' own functions); the arguments are checked because they come
+/// from callers, not from a model.
+public enum KernelOps {
+    /// Conv2d (PyTorch's cross-correlation, zero padding) followed by the
+    /// epilogue the models use: `v = acc * preScale + bias`, optional ReLU,
+    /// then `v * postScale + postShift`. `columnBudget` (floats) bounds the
+    /// im2col buffer; small values force many bands.
+    public static func conv2d(_ input: FeatureMap, weight: WeightTensor, bias: [Float]? = nil, stride: Int = 1,
+                              padding: Int = 0, preScale: [Float]? = nil, relu: Bool = false,
+                              postScale: [Float]? = nil, postShift: [Float]? = nil,
+                              columnBudget: Int? = nil) throws -> FeatureMap {
+        guard weight.shape.count == 4, weight.shape[1] == input.channels, weight.shape[2] == weight.shape[3],
+              weight.shape.allSatisfy({ $0 > 0 }), stride > 0, padding >= 0,
+              weight.values.count == weight.shape.reduce(1, *)
+        else { throw RuntimeError.wrongShape(tensor: "weight", expected: [-1, input.channels, -1, -1], found: weight.shape) }
+        let out = weight.shape[0]
+        for (name, v) in [("bias", bias), ("preScale", preScale), ("postScale", postScale), ("postShift", postShift)] {
+            if let v, v.count != out { throw RuntimeError.wrongShape(tensor: name, expected: [out], found: [v.count]) }
+        }
+        if (postScale == nil) != (postShift == nil) { throw RuntimeError.missingTensor(postScale == nil ? "postScale" : "postShift") }
+        let geometry = ConvGeometry(inChannels: input.channels, outChannels: out, kernel: weight.shape[2], stride: stride, padding: padding)
+        let epilogue = Epilogue(scale: preScale, bias: bias, relu: relu,
+                                post: postScale.map { ChannelAffine(scale: $0, shift: postShift ?? []) })
+        var kernels = CPUKernels()
+        if let columnBudget { kernels.columnBudget = max(1, columnBudget) }
+        return kernels.makeConvolution(geometry, weight: weight.values, epilogue: epilogue).apply(input)
+    }
+
+    public static func averagePool2x2(_ x: FeatureMap) -> FeatureMap { CPUKernels().averagePool2x2(x) }
+
+    public static func resizeBilinear(_ x: FeatureMap, height: Int, width: Int) -> FeatureMap {
+        CPUKernels().resizeBilinear(x, height: max(0, height), width: max(0, width))
+    }
+
+    public static func normalizePositions(_ x: FeatureMap) -> FeatureMap {
+        var y = x
+        CPUKernels().normalizePositions(&y)
+        return y
+    }
+
+    /// The NetVLAD meta map of a raw map (all of architectures.md's steps).
+    public static func netVLAD(_ raw: FeatureMap, centroids: WeightTensor, assignmentWeight: WeightTensor,
+                               assignmentBias: [Float]) throws -> FeatureMap {
+        let k = centroids.shape.first ?? 0, c = raw.channels
+        guard centroids.shape == [k, c], k > 0, centroids.values.count == k * c else {
+            throw RuntimeError.wrongShape(tensor: "centroids", expected: [k, c], found: centroids.shape)
+        }
+        guard assignmentWeight.shape == [k, c, 1, 1], assignmentWeight.values.count == k * c else {
+            throw RuntimeError.wrongShape(tensor: "conv.weight", expected: [k, c, 1, 1], found: assignmentWeight.shape)
+        }
+        guard assignmentBias.count == k else { throw RuntimeError.wrongShape(tensor: "conv.bias", expected: [k], found: [assignmentBias.count]) }
+        guard raw.height >= NetVLADMeta.grid, raw.width >= NetVLADMeta.grid else {
+            throw RuntimeError.wrongShape(tensor: "raw map", expected: [c, NetVLADMeta.grid, NetVLADMeta.grid], found: raw.shape)
+        }
+        let kernels = CPUKernels()
+        let conv = kernels.makeConvolution(ConvGeometry(inChannels: c, outChannels: k, kernel: 1),
+                                           weight: assignmentWeight.values, epilogue: Epilogue(bias: assignmentBias))
+        return NetVLADMeta.metaMap(raw, assignment: conv, centroids: centroids.values, kernels: kernels)
+    }
+
+    /// The PSA meta map of a raw map. `weights` are query, key, value
+    /// Linear weights [C, C] and biases [C]; `blockBudget` (floats of
+    /// scores held at once) sets the query block size.
+    public static func selfAttention(_ raw: FeatureMap, query: (WeightTensor, [Float]), key: (WeightTensor, [Float]),
+                                     value: (WeightTensor, [Float]), blockBudget: Int? = nil) throws -> FeatureMap {
+        let c = raw.channels
+        var weight: [Float] = [], bias: [Float] = []
+        for (name, (w, b)) in [("query", query), ("key", key), ("value", value)] {
+            guard w.shape == [c, c], w.values.count == c * c else { throw RuntimeError.wrongShape(tensor: "\(name).weight", expected: [c, c], found: w.shape) }
+            guard b.count == c else { throw RuntimeError.wrongShape(tensor: "\(name).bias", expected: [c], found: [b.count]) }
+            weight += w.values
+            bias += b
+        }
+        var kernels = CPUKernels()
+        if let blockBudget { kernels.attentionBudget = max(1, blockBudget) }
+        let conv = kernels.makeConvolution(ConvGeometry(inChannels: c, outChannels: 3 * c, kernel: 1),
+                                           weight: weight, epilogue: Epilogue(bias: bias))
+        return PSAMeta.metaMap(raw, projection: conv, kernels: kernels, record: { _, _, _ in })
+    }
+
+    /// `grid_sample` of `map` at keypoints of an `imageHeight x imageWidth`
+    /// image, [N, C] row-major; `normalize` applies `F.normalize` per keypoint.
+    public static func sample(_ map: FeatureMap, at keypoints: [Keypoint], imageHeight: Int, imageWidth: Int,
+                              normalize: Bool = false) throws -> [Float] {
+        if let bad = keypoints.firstIndex(where: { !$0.x.isFinite || !$0.y.isFinite }) { throw RuntimeError.nonFiniteKeypoint(index: bad) }
+        let w = Float(imageWidth), h = Float(imageHeight)
+        let values = CPUKernels().gridSample(map, gridX: keypoints.map { 2 * $0.x / w - 1 }, gridY: keypoints.map { 2 * $0.y / h - 1 })
+        return normalize ? normalizedRows(values, width: map.channels) : values
+    }
+}
