@@ -4,7 +4,7 @@ import Dispatch
 /// How many threads the runtime uses: OpenBLAS's for the matrix products,
 /// `concurrentPerform` chunks for everything else.
 public enum RuntimeThreads {
-    nonisolated(unsafe) private(set) static var count: Int = {
+    nonisolated(unsafe) public private(set) static var count: Int = {
         let n = max(1, Int(openblas_get_num_procs()))
         openblas_set_num_threads(Int32(n))
         return n
