@@ -1,7 +1,7 @@
 /// `softmax(Q K^T * scale) V` one block of query rows at a time: the scores of
 /// a block (rows x N) are the only N-sized buffer, so memory grows with
-/// N * block. Each block's score rows are complete, so its softmax is the
-/// exact one (no running rescaling needed).
+/// N * block * threads. Each block's score rows are complete, so its softmax
+/// is the exact one (no running rescaling needed). Threads take runs of blocks.
 enum BlockAttention {
     /// `query`, `key`, `value` are C x N (one position per column), as a
     /// 1x1 convolution leaves them; so is the result.
@@ -9,29 +9,29 @@ enum BlockAttention {
         let n = query.planeSize, c = query.channels, cv = value.channels
         var out = FeatureMap.uninitialized(channels: cv, height: query.height, width: query.width)
         guard n > 0 else { return out }
-        let blockRows = min(n, max(16, budget / n))
-        var scores = [Float](repeating: 0, count: blockRows * n)
+        let evenRows = (n + RuntimeThreads.count - 1) / RuntimeThreads.count
+        let blockRows = min(evenRows, max(16, budget / n))
+        let blocks = (n + blockRows - 1) / blockRows
         query.values.withUnsafeBufferPointer { q in
             key.values.withUnsafeBufferPointer { k in
                 value.values.withUnsafeBufferPointer { v in
                     out.values.withUnsafeMutableBufferPointer { o in
-                        scores.withUnsafeMutableBufferPointer { s in
-                            let s = s
-                            var row0 = 0
-                            while row0 < n {
-                                let rows = min(blockRows, n - row0)
-                                // S[rows x N] = Q[row0.., :] K^T: Q is stored C x N, hence transposed.
-                                sgemm(transposeA: true, m: rows, n: n, k: c, alpha: scale,
-                                      a: q.baseAddress! + row0, lda: n, b: k.baseAddress!, ldb: n,
-                                      c: s.baseAddress!, ldc: n)
-                                RuntimeThreads.forEachChunk(rows, minimumChunk: 4) { range in
-                                    for r in range { softmaxRow(s.baseAddress! + r * n, count: n) }
+                        let o = o
+                        RuntimeThreads.forEachChunk(blocks) { blockRange in
+                            var scores = [Float](unsafeUninitializedCapacity: blockRows * n) { _, count in count = blockRows * n }
+                            scores.withUnsafeMutableBufferPointer { s in
+                                for block in blockRange {
+                                    let row0 = block * blockRows, rows = min(blockRows, n - row0)
+                                    // S[rows x N] = Q[row0.., :] K^T: Q is stored C x N, hence transposed.
+                                    sgemm(transposeA: true, m: rows, n: n, k: c, alpha: scale,
+                                          a: q.baseAddress! + row0, lda: n, b: k.baseAddress!, ldb: n,
+                                          c: s.baseAddress!, ldc: n)
+                                    for r in 0..<rows { softmaxRow(s.baseAddress! + r * n, count: n) }
+                                    // out[:, row0..] (C x rows) = V (C x N) P^T.
+                                    sgemm(transposeB: true, m: cv, n: rows, k: n,
+                                          a: v.baseAddress!, lda: n, b: s.baseAddress!, ldb: n,
+                                          c: o.baseAddress! + row0, ldc: n)
                                 }
-                                // out[:, row0..] (C x rows) = V (C x N) P^T.
-                                sgemm(transposeB: true, m: cv, n: rows, k: n,
-                                      a: v.baseAddress!, lda: n, b: s.baseAddress!, ldb: n,
-                                      c: o.baseAddress! + row0, ldc: n)
-                                row0 += rows
                             }
                         }
                     }

@@ -28,29 +28,35 @@ final class GEMMConvolution: Convolution {
         guard outH > 0, outW > 0 else { return out }
         let k = g.inChannels * g.kernel * g.kernel
         let outPlane = outH * outW
-        // At least one output row per band; a pointwise band is sized by its output instead.
-        let bandRows = min(outH, max(1, columnBudget / (max(k, isPointwise ? g.outChannels : 0) * outW)))
-        var columns = isPointwise ? [] : [Float](repeating: 0, count: k * bandRows * outW)
+        // At least one output row per band; a pointwise band is sized by its output
+        // instead. Every thread gets at least one band.
+        let budgetRows = max(1, columnBudget / (max(k, isPointwise ? g.outChannels : 0) * outW))
+        let evenRows = (outH + RuntimeThreads.count - 1) / RuntimeThreads.count
+        let bandRows = min(budgetRows, evenRows)
+        let bands = (outH + bandRows - 1) / bandRows
         weight.withUnsafeBufferPointer { w in
             x.values.withUnsafeBufferPointer { input in
                 out.values.withUnsafeMutableBufferPointer { output in
-                    columns.withUnsafeMutableBufferPointer { col in
-                        var row0 = 0
-                        while row0 < outH {
-                            let rows = min(bandRows, outH - row0)
-                            let p0 = row0 * outW, n = rows * outW
-                            let c = output.baseAddress! + p0
-                            if isPointwise {
-                                sgemm(m: g.outChannels, n: n, k: k, a: w.baseAddress!, lda: k,
-                                      b: input.baseAddress! + p0, ldb: outPlane, c: c, ldc: outPlane)
-                            } else {
-                                im2col(input.baseAddress!, height: x.height, width: x.width,
-                                       rows: row0..<(row0 + rows), outWidth: outW, into: col.baseAddress!)
-                                sgemm(m: g.outChannels, n: n, k: k, a: w.baseAddress!, lda: k,
-                                      b: col.baseAddress!, ldb: n, c: c, ldc: outPlane)
+                    let output = output
+                    // Each thread takes a run of bands with its own column buffer.
+                    RuntimeThreads.forEachChunk(bands) { bandRange in
+                        var columns = isPointwise ? [] : [Float](unsafeUninitializedCapacity: k * bandRows * outW) { _, n in n = k * bandRows * outW }
+                        columns.withUnsafeMutableBufferPointer { col in
+                            for band in bandRange {
+                                let row0 = band * bandRows, rows = min(bandRows, outH - row0)
+                                let p0 = row0 * outW, n = rows * outW
+                                let c = output.baseAddress! + p0
+                                if isPointwise {
+                                    sgemm(m: g.outChannels, n: n, k: k, a: w.baseAddress!, lda: k,
+                                          b: input.baseAddress! + p0, ldb: outPlane, c: c, ldc: outPlane)
+                                } else {
+                                    im2col(input.baseAddress!, height: x.height, width: x.width,
+                                           rows: row0..<(row0 + rows), outWidth: outW, into: col.baseAddress!)
+                                    sgemm(m: g.outChannels, n: n, k: k, a: w.baseAddress!, lda: k,
+                                          b: col.baseAddress!, ldb: n, c: c, ldc: outPlane)
+                                }
+                                applyEpilogue(c, count: n, stride: outPlane)
                             }
-                            applyEpilogue(c, count: n, stride: outPlane)
-                            row0 += rows
                         }
                     }
                 }
@@ -65,8 +71,8 @@ final class GEMMConvolution: Convolution {
                         into col: UnsafeMutablePointer<Float>) {
         let g = geometry, ks = g.kernel, s = g.stride, pad = g.padding
         let n = rows.count * outWidth
-        RuntimeThreads.forEachChunk(g.inChannels, minimumChunk: 8) { channels in
-            for ci in channels {
+        do {
+            for ci in 0..<g.inChannels {
                 let plane = input + ci * height * width
                 for ky in 0..<ks {
                     for kx in 0..<ks {
@@ -99,8 +105,8 @@ final class GEMMConvolution: Convolution {
     private func applyEpilogue(_ c: UnsafeMutablePointer<Float>, count n: Int, stride: Int) {
         let e = epilogue
         if e.scale == nil && e.bias == nil && !e.relu && e.post == nil { return }
-        RuntimeThreads.forEachChunk(geometry.outChannels, minimumChunk: 16) { channels in
-            for ch in channels {
+        do {
+            for ch in 0..<geometry.outChannels {
                 let p = c + ch * stride
                 let scale = e.scale?[ch] ?? 1, bias = e.bias?[ch] ?? 0
                 if e.scale != nil {

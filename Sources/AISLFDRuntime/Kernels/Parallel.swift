@@ -1,18 +1,19 @@
 import COpenBLAS
 import Dispatch
 
-/// How many threads the runtime uses: OpenBLAS's for the matrix products,
-/// `concurrentPerform` chunks for everything else.
+/// How many threads the runtime uses. Work is split into independent
+/// pieces (bands of output rows, blocks of attention rows) run by
+/// `concurrentPerform`; each piece calls a single-threaded OpenBLAS, so
+/// no thread pool waits or yields while the rest of the work runs.
 public enum RuntimeThreads {
     nonisolated(unsafe) public private(set) static var count: Int = {
-        let n = max(1, Int(openblas_get_num_procs()))
-        openblas_set_num_threads(Int32(n))
-        return n
+        openblas_set_num_threads(1)
+        return max(1, Int(openblas_get_num_procs()))
     }()
 
     public static func set(_ n: Int) {
         count = max(1, n)
-        openblas_set_num_threads(Int32(count))
+        openblas_set_num_threads(1)
     }
 
     /// Splits `0..<n` into at most `count` contiguous chunks of at least
