@@ -7,7 +7,8 @@ public struct FeatureMap: Sendable, Equatable {
     public let channels: Int
     public let height: Int
     public let width: Int
-    public var values: [Float]
+    /// Only the runtime changes values in place, so their count always matches the shape.
+    public internal(set) var values: [Float]
 
     public init(channels: Int, height: Int, width: Int, values: [Float]) throws {
         guard channels >= 0, height >= 0, width >= 0,

@@ -12,6 +12,19 @@ public struct ModelOutputs: Sendable {
     public let activations: [Activation]
 }
 
+extension ModelOutputs {
+    /// The outputs under interfaces.md's names and shapes: `desc.<v>`
+    /// [1, 128, h, w], `meta.<v>` [1, D, mh, mw] in variant order, then the
+    /// activations as `act.<layer>`.
+    public var namedArrays: [NamedArray] {
+        var out: [NamedArray] = []
+        for v in Variant.allCases { out.append(NamedArray(name: "desc.\(v.rawValue)", shape: [1] + desc[v].shape, values: desc[v].values)) }
+        for v in Variant.allCases { out.append(NamedArray(name: "meta.\(v.rawValue)", shape: [1] + meta[v].shape, values: meta[v].values)) }
+        for a in activations { out.append(NamedArray(name: "act.\(a.name)", shape: a.shape, values: a.values)) }
+        return out
+    }
+}
+
 /// A network ready to run: weights checked and prepared once, at init.
 public final class Model {
     /// NetVLAD needs a 3x3 grid of at least one cell each at 1/8 scale.

@@ -185,4 +185,70 @@ final class ModelTests: XCTestCase {
             }
         }
     }
+
+    /// Splitting the work over one or two threads changes nothing.
+    func testThreadCountDoesNotChangeResults() throws {
+        let image = try SpecWeights.image(height: 61, width: 83)
+        let saved = RuntimeThreads.count
+        defer { RuntimeThreads.set(saved) }
+        for arch in ["lisrd", "aislfd-c"] {
+            let model = try Model(weights: ModelWeights(arch: arch, tensors: SpecWeights.make(arch)))
+            RuntimeThreads.set(1)
+            let one = try model.forward(image: image)
+            RuntimeThreads.set(2)
+            let two = try model.forward(image: image)
+            for v in Variant.allCases {
+                assertClose(two.desc[v].values, one.desc[v].values, tolerance: 1e-6, "\(arch) 1 vs 2 threads desc \(v.rawValue)")
+                assertClose(two.meta[v].values, one.meta[v].values, tolerance: 1e-6, "\(arch) 1 vs 2 threads meta \(v.rawValue)")
+            }
+        }
+    }
+
+    func testNamedArraysFollowTheInterface() throws {
+        let model = try Model(weights: ModelWeights(arch: "aislfd-b", tensors: SpecWeights.make("aislfd-b")))
+        let out = try model.forward(image: try SpecWeights.image(height: 61, width: 83), recordActivations: true)
+        let named = out.namedArrays
+        XCTAssertEqual(named.prefix(8).map(\.name), SpecWeights.variants.map { "desc.\($0)" } + SpecWeights.variants.map { "meta.\($0)" })
+        XCTAssertEqual(named[0].shape, [1, 128, 8, 11])
+        XCTAssertEqual(named[4].shape, [1, 1024, 3, 3])
+        XCTAssertEqual(named[8].name, "act.msfe.stem.bn")
+        let kp = try out.describe([Keypoint(x: 10, y: 20), Keypoint(x: 30.5, y: 7)]).namedArrays
+        XCTAssertEqual(kp.map(\.name), ["kp_desc", "kp_meta"])
+        XCTAssertEqual(kp.map(\.shape), [[2, 4, 128], [2, 4, 1024]])
+    }
+
+    /// Mutual nearest neighbours streamed over blocks and threads agree with
+    /// the same rule applied to the whole distance matrix.
+    func testStreamedMatchingAgreesWithTheFullMatrix() throws {
+        var rng = SeededRandom(seed: 3)
+        func descriptors(_ n: Int) throws -> KeypointDescriptors {
+            // Coarse values make exact ties frequent, which exercises the tie rule across blocks.
+            let local = normalizedRows((0..<(n * 4 * 128)).map { _ in Float(Int(rng.uniform(0, 3))) }, width: 128)
+            let meta = normalizedRows((0..<(n * 4 * 8)).map { _ in rng.uniform(-1, 1) }, width: 8)
+            return try KeypointDescriptors(count: n, metaDimension: 8, local: local, meta: meta)
+        }
+        let a = try descriptors(301), b = try descriptors(1500)
+        for kind in DistanceKind.allCases {
+            let d = try Matching.distances(a, b, kind: kind)
+            var expected: [Match] = []
+            for i in 0..<a.count {
+                var j = 0
+                for k in 1..<b.count where d[i * b.count + k] < d[i * b.count + j] { j = k }
+                var back = 0
+                for r in 1..<a.count where d[r * b.count + j] < d[back * b.count + j] { back = r }
+                if back == i { expected.append(Match(index0: i, index1: j, distance: d[i * b.count + j])) }
+            }
+            XCTAssertFalse(expected.isEmpty)
+            XCTAssertEqual(try Matching.mutualNearestNeighbours(a, b, kind: kind), expected, kind.rawValue)
+        }
+    }
+
+    private func normalizedRows(_ x: [Float], width: Int) -> [Float] {
+        var out = x
+        for start in stride(from: 0, to: x.count, by: width) {
+            let norm = max(x[start..<(start + width)].reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
+            for i in start..<(start + width) { out[i] = x[i] / norm }
+        }
+        return out
+    }
 }

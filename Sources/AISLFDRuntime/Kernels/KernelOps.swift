@@ -1,8 +1,13 @@
+import AISLFDCore
+
 /// The runtime's numeric operations one at a time, for tests and tools.
 /// Each runs exactly the code the models run (`CPUKernels` and the meta
 /// modules' own functions); the arguments are checked because they come
 /// from callers, not from a model.
 public enum KernelOps {
+    /// Outputs larger than this many floats are refused.
+    public static let maximumElements = 1 << 30
+
     /// Conv2d (PyTorch's cross-correlation, zero padding) followed by the
     /// epilogue the models use: `v = acc * preScale + bias`, optional ReLU,
     /// then `v * postScale + postShift`. `columnBudget` (floats) bounds the
@@ -13,8 +18,12 @@ public enum KernelOps {
                               columnBudget: Int? = nil) throws -> FeatureMap {
         guard weight.shape.count == 4, weight.shape[1] == input.channels, weight.shape[2] == weight.shape[3],
               weight.shape.allSatisfy({ $0 > 0 }), stride > 0, padding >= 0,
-              weight.values.count == weight.shape.reduce(1, *)
+              weight.values.count == (try? Checked.elementCount(weight.shape))
         else { throw RuntimeError.wrongShape(tensor: "weight", expected: [-1, input.channels, -1, -1], found: weight.shape) }
+        guard input.height + 2 * padding >= weight.shape[2], input.width + 2 * padding >= weight.shape[3] else {
+            throw RuntimeError.wrongShape(tensor: "input", expected: [input.channels, weight.shape[2] - 2 * padding, weight.shape[3] - 2 * padding],
+                                          found: input.shape)
+        }
         let out = weight.shape[0]
         for (name, v) in [("bias", bias), ("preScale", preScale), ("postScale", postScale), ("postShift", postShift)] {
             if let v, v.count != out { throw RuntimeError.wrongShape(tensor: name, expected: [out], found: [v.count]) }
@@ -30,8 +39,11 @@ public enum KernelOps {
 
     public static func averagePool2x2(_ x: FeatureMap) -> FeatureMap { CPUKernels().averagePool2x2(x) }
 
-    public static func resizeBilinear(_ x: FeatureMap, height: Int, width: Int) -> FeatureMap {
-        CPUKernels().resizeBilinear(x, height: max(0, height), width: max(0, width))
+    public static func resizeBilinear(_ x: FeatureMap, height: Int, width: Int) throws -> FeatureMap {
+        guard height > 0, width > 0, let n = try? Checked.elementCount([x.channels, height, width]), n <= maximumElements else {
+            throw RuntimeError.wrongShape(tensor: "resize output", expected: [x.channels, -1, -1], found: [x.channels, height, width])
+        }
+        return CPUKernels().resizeBilinear(x, height: height, width: width)
     }
 
     public static func normalizePositions(_ x: FeatureMap) -> FeatureMap {
@@ -84,9 +96,6 @@ public enum KernelOps {
     /// image, [N, C] row-major; `normalize` applies `F.normalize` per keypoint.
     public static func sample(_ map: FeatureMap, at keypoints: [Keypoint], imageHeight: Int, imageWidth: Int,
                               normalize: Bool = false) throws -> [Float] {
-        if let bad = keypoints.firstIndex(where: { !$0.x.isFinite || !$0.y.isFinite }) { throw RuntimeError.nonFiniteKeypoint(index: bad) }
-        let w = Float(imageWidth), h = Float(imageHeight)
-        let values = CPUKernels().gridSample(map, gridX: keypoints.map { 2 * $0.x / w - 1 }, gridY: keypoints.map { 2 * $0.y / h - 1 })
-        return normalize ? normalizedRows(values, width: map.channels) : values
+        try sampleNormalized(map, at: keypoints, imageHeight: imageHeight, imageWidth: imageWidth, normalize: normalize)
     }
 }

@@ -48,12 +48,6 @@ struct Epilogue {
     var bias: [Float]? = nil
     var relu: Bool = false
     var post: ChannelAffine? = nil
-
-    /// Channels `range` of this epilogue (for splitting a combined layer).
-    func slice(_ range: Range<Int>) -> Epilogue {
-        Epilogue(scale: scale.map { Array($0[range]) }, bias: bias.map { Array($0[range]) }, relu: relu,
-                 post: post.map { ChannelAffine(scale: Array($0.scale[range]), shift: Array($0.shift[range])) })
-    }
 }
 
 /// A convolution prepared at load time.

@@ -37,28 +37,41 @@ public struct KeypointDescriptors: Sendable {
     }
 }
 
+extension KeypointDescriptors {
+    /// `kp_desc` [N, 4, 128] and `kp_meta` [N, 4, D], as interfaces.md names them.
+    public var namedArrays: [NamedArray] {
+        [NamedArray(name: "kp_desc", shape: [count, KeypointDescriptors.variants, descriptorChannels], values: local),
+         NamedArray(name: "kp_meta", shape: [count, KeypointDescriptors.variants, metaDimension], values: meta)]
+    }
+}
+
 extension ModelOutputs {
     /// Samples every raw and meta map at the keypoints: `grid_sample` at
     /// (2x/W - 1, 2y/H - 1), then `F.normalize` of each vector.
     public func describe(_ keypoints: [Keypoint]) throws -> KeypointDescriptors {
-        if let bad = keypoints.firstIndex(where: { !$0.x.isFinite || !$0.y.isFinite }) {
-            throw RuntimeError.nonFiniteKeypoint(index: bad)
-        }
-        let w = Float(imageWidth), h = Float(imageHeight)
-        let gridX = keypoints.map { 2 * $0.x / w - 1 }
-        let gridY = keypoints.map { 2 * $0.y / h - 1 }
-        let kernels = CPUKernels()
         let n = keypoints.count, v = KeypointDescriptors.variants, d = meta[0].channels
         var local = [Float](repeating: 0, count: n * v * descriptorChannels)
         var metaValues = [Float](repeating: 0, count: n * v * d)
         for s in 0..<v {
-            scatter(normalizedRows(kernels.gridSample(desc[s], gridX: gridX, gridY: gridY), width: descriptorChannels),
+            scatter(try sampleNormalized(desc[s], at: keypoints, imageHeight: imageHeight, imageWidth: imageWidth),
                     into: &local, slot: s, width: descriptorChannels)
-            scatter(normalizedRows(kernels.gridSample(meta[s], gridX: gridX, gridY: gridY), width: d),
+            scatter(try sampleNormalized(meta[s], at: keypoints, imageHeight: imageHeight, imageWidth: imageWidth),
                     into: &metaValues, slot: s, width: d)
         }
         return try KeypointDescriptors(count: n, metaDimension: d, local: local, meta: metaValues)
     }
+}
+
+/// `grid_sample` of `map` at (2x/W - 1, 2y/H - 1) for each keypoint, then
+/// `F.normalize` of each sampled vector: [N, C] row-major.
+func sampleNormalized(_ map: FeatureMap, at keypoints: [Keypoint], imageHeight: Int, imageWidth: Int,
+                      normalize: Bool = true) throws -> [Float] {
+    if let bad = keypoints.firstIndex(where: { !$0.x.isFinite || !$0.y.isFinite }) {
+        throw RuntimeError.nonFiniteKeypoint(index: bad)
+    }
+    let w = Float(imageWidth), h = Float(imageHeight)
+    let rows = CPUKernels().gridSample(map, gridX: keypoints.map { 2 * $0.x / w - 1 }, gridY: keypoints.map { 2 * $0.y / h - 1 })
+    return normalize ? normalizedRows(rows, width: map.channels) : rows
 }
 
 /// `F.normalize` of each `width`-long row.

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 
 /// How two local descriptors are compared inside Eq. 1.
@@ -20,11 +21,12 @@ public struct Match: Sendable, Equatable {
     }
 }
 
-/// Eq. 1 and mutual nearest neighbours. The distances of a block of rows
-/// are computed at once (dot products through sgemm), so memory grows with
-/// the second set's size times the block, never with the product of both.
+/// Eq. 1 and mutual nearest neighbours. Distances are computed a block of
+/// rows at a time (dot products through sgemm), so memory grows with the
+/// second set's size times the block, never with the product of both;
+/// threads take runs of blocks.
 public enum Matching {
-    static let blockBudget = 1 << 20
+    static let blockBudget = 1 << 18
 
     /// `dis(q, k) = sum_s softmax_s(m_s^q . m_s^k) * d_s(q, k)`, row-major
     /// [a.count, b.count]. For large sets prefer `mutualNearestNeighbours`,
@@ -32,29 +34,45 @@ public enum Matching {
     public static func distances(_ a: KeypointDescriptors, _ b: KeypointDescriptors, kind: DistanceKind = .eq1) throws -> [Float] {
         try check(a, b)
         var out = [Float](repeating: 0, count: a.count * b.count)
-        forEachBlock(a, b, kind: kind) { rows, block in
-            for (i, r) in rows.enumerated() {
-                for j in 0..<b.count { out[r * b.count + j] = block[i * b.count + j] }
+        out.withUnsafeMutableBufferPointer { out in
+            let out = out
+            forEachBlock(a, b, kind: kind) { _, rows, block in
+                for (i, r) in rows.enumerated() {
+                    for j in 0..<b.count { out[r * b.count + j] = block[i * b.count + j] }
+                }
             }
         }
         return out
     }
 
     /// Pairs (i, j) where j is i's nearest neighbour in `b` and i is j's in
-    /// `a`, in increasing i. Ties go to the lowest index.
+    /// `a`, in increasing i. Ties go to the lowest index on both sides.
     public static func mutualNearestNeighbours(_ a: KeypointDescriptors, _ b: KeypointDescriptors,
                                                kind: DistanceKind = .eq1) throws -> [Match] {
         try check(a, b)
+        let nb = b.count, chunks = RuntimeThreads.count
         var rowBest = [Int](repeating: -1, count: a.count), rowDistance = [Float](repeating: .infinity, count: a.count)
-        var columnBest = [Int](repeating: -1, count: b.count), columnDistance = [Float](repeating: .infinity, count: b.count)
-        forEachBlock(a, b, kind: kind) { rows, block in
-            for (i, r) in rows.enumerated() {
-                for j in 0..<b.count {
-                    let d = block[i * b.count + j]
-                    // Strictly smaller only: the first (lowest) index wins a tie.
-                    if d < rowDistance[r] { rowDistance[r] = d; rowBest[r] = j }
-                    if d < columnDistance[j] { columnDistance[j] = d; columnBest[j] = r }
+        // Column minima per thread, merged afterwards in row order.
+        var columnBest = [Int](repeating: -1, count: chunks * nb), columnDistance = [Float](repeating: .infinity, count: chunks * nb)
+        rowBest.withUnsafeMutableBufferPointer { rowBest in rowDistance.withUnsafeMutableBufferPointer { rowDistance in
+        columnBest.withUnsafeMutableBufferPointer { columnBest in columnDistance.withUnsafeMutableBufferPointer { columnDistance in
+            let rowBest = rowBest, rowDistance = rowDistance, columnBest = columnBest, columnDistance = columnDistance
+            forEachBlock(a, b, kind: kind, chunks: chunks) { chunk, rows, block in
+                let cb = columnBest.baseAddress! + chunk * nb, cd = columnDistance.baseAddress! + chunk * nb
+                for (i, r) in rows.enumerated() {
+                    for j in 0..<nb {
+                        let d = block[i * nb + j]
+                        // Strictly smaller only: the first (lowest) index keeps a tie.
+                        if d < rowDistance[r] { rowDistance[r] = d; rowBest[r] = j }
+                        if d < cd[j] { cd[j] = d; cb[j] = r }
+                    }
                 }
+            }
+        }}}}
+        for chunk in 1..<chunks {
+            for j in 0..<nb where columnDistance[chunk * nb + j] < columnDistance[j] {
+                columnDistance[j] = columnDistance[chunk * nb + j]
+                columnBest[j] = columnBest[chunk * nb + j]
             }
         }
         return (0..<a.count).compactMap { i in
@@ -69,35 +87,36 @@ public enum Matching {
         }
     }
 
-    /// Calls `body` with consecutive blocks of rows of the distance matrix.
+    /// Splits the rows of `a` into `chunks` contiguous runs (lower chunks hold
+    /// lower rows), one per thread, and calls `body(chunk, rows, distances)`
+    /// for consecutive blocks of each run.
     private static func forEachBlock(_ a: KeypointDescriptors, _ b: KeypointDescriptors, kind: DistanceKind,
-                                     _ body: (Range<Int>, UnsafeBufferPointer<Float>) -> Void) {
+                                     chunks: Int = RuntimeThreads.count,
+                                     _ body: (Int, Range<Int>, UnsafeBufferPointer<Float>) -> Void) {
         let na = a.count, nb = b.count, v = KeypointDescriptors.variants, c = descriptorChannels, d = a.metaDimension
         guard na > 0, nb > 0 else { return }
-        let blockRows = min(na, max(1, blockBudget / (nb * (2 * v + 1))))
-        let squaredNorms = { (x: [Float], count: Int, width: Int) -> [Float] in
-            (0..<(count * v)).map { i in (0..<width).reduce(Float(0)) { $0 + x[i * width + $1] * x[i * width + $1] } }
-        }
-        let normsA = squaredNorms(a.local, na, c), normsB = squaredNorms(b.local, nb, c)
-        // Per variant: local dot products, then meta dot products, each blockRows x nb.
-        var dots = [Float](repeating: 0, count: 2 * v * blockRows * nb)
-        var result = [Float](repeating: 0, count: blockRows * nb)
+        let blockRows = min((na + chunks - 1) / chunks, max(1, blockBudget / nb))
+        let normsA = squaredNorms(a.local, count: na * v, width: c), normsB = squaredNorms(b.local, count: nb * v, width: c)
         a.local.withUnsafeBufferPointer { la in b.local.withUnsafeBufferPointer { lb in
         a.meta.withUnsafeBufferPointer { ma in b.meta.withUnsafeBufferPointer { mb in
-        dots.withUnsafeMutableBufferPointer { dots in result.withUnsafeMutableBufferPointer { result in
-            let dots = dots, result = result
-            var row0 = 0
-            while row0 < na {
-                let rows = min(blockRows, na - row0)
-                let plane = rows * nb
-                for s in 0..<v {
-                    sgemm(transposeB: true, m: rows, n: nb, k: c, a: la.baseAddress! + (row0 * v + s) * c, lda: v * c,
-                          b: lb.baseAddress! + s * c, ldb: v * c, c: dots.baseAddress! + s * plane, ldc: nb)
-                    sgemm(transposeB: true, m: rows, n: nb, k: d, a: ma.baseAddress! + (row0 * v + s) * d, lda: v * d,
-                          b: mb.baseAddress! + s * d, ldb: v * d, c: dots.baseAddress! + (v + s) * plane, ldc: nb)
-                }
-                RuntimeThreads.forEachChunk(rows, minimumChunk: 8) { range in
-                    for i in range {
+            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                let rowsOfChunk = (na * chunk / chunks)..<(na * (chunk + 1) / chunks)
+                // Per variant: local dot products, then meta dot products, each blockRows x nb.
+                var dots = [Float](repeating: 0, count: 2 * v * blockRows * nb)
+                var result = [Float](repeating: 0, count: blockRows * nb)
+                var row0 = rowsOfChunk.lowerBound
+                while row0 < rowsOfChunk.upperBound {
+                    let rows = min(blockRows, rowsOfChunk.upperBound - row0)
+                    let plane = rows * nb
+                    dots.withUnsafeMutableBufferPointer { dots in
+                        for s in 0..<v {
+                            sgemm(transposeB: true, m: rows, n: nb, k: c, a: la.baseAddress! + (row0 * v + s) * c, lda: v * c,
+                                  b: lb.baseAddress! + s * c, ldb: v * c, c: dots.baseAddress! + s * plane, ldc: nb)
+                            sgemm(transposeB: true, m: rows, n: nb, k: d, a: ma.baseAddress! + (row0 * v + s) * d, lda: v * d,
+                                  b: mb.baseAddress! + s * d, ldb: v * d, c: dots.baseAddress! + (v + s) * plane, ldc: nb)
+                        }
+                    }
+                    for i in 0..<rows {
                         for j in 0..<nb {
                             let p = i * nb + j
                             var m = -Float.infinity
@@ -109,6 +128,7 @@ public enum Matching {
                                 let distance: Float
                                 switch kind {
                                 case .eq1:
+                                    // ||x - y|| from the dot product, as torch.cdist computes it.
                                     distance = max(normsA[(row0 + i) * v + s] + normsB[j * v + s] - 2 * dot, 0).squareRoot()
                                 case .squared:
                                     distance = 2 - 2 * dot
@@ -119,10 +139,18 @@ public enum Matching {
                             result[p] = total / weightSum
                         }
                     }
+                    result.withUnsafeBufferPointer { body(chunk, row0..<(row0 + rows), UnsafeBufferPointer(rebasing: $0[0..<plane])) }
+                    row0 += rows
                 }
-                body(row0..<(row0 + rows), UnsafeBufferPointer(rebasing: result[0..<plane]))
-                row0 += rows
             }
-        }}}}}}
+        }}}}
+    }
+
+    private static func squaredNorms(_ x: [Float], count: Int, width: Int) -> [Float] {
+        (0..<count).map { i in
+            var sum: Float = 0
+            for j in 0..<width { sum += x[i * width + j] * x[i * width + j] }
+            return sum
+        }
     }
 }

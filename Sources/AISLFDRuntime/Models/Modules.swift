@@ -1,11 +1,20 @@
-/// An intermediate result kept for per-layer comparison. `name` is the
-/// state_dict prefix of the layer that produced it (reference files store
-/// it as `act.<name>`); `shape` has the leading batch dimension 1.
-public struct Activation: Sendable {
+/// A named float32 array, C-order, as written to and read from NPZ files.
+public struct NamedArray: Sendable, Equatable {
     public let name: String
     public let shape: [Int]
     public let values: [Float]
+
+    public init(name: String, shape: [Int], values: [Float]) {
+        self.name = name
+        self.shape = shape
+        self.values = values
+    }
 }
+
+/// An intermediate result kept for per-layer comparison. `name` is the
+/// state_dict prefix of the layer that produced it (reference files store
+/// it as `act.<name>`); `shape` has the leading batch dimension 1.
+public typealias Activation = NamedArray
 
 /// Collects activations when asked to, and costs nothing otherwise.
 final class ActivationRecorder {
