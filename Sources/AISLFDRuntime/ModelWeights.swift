@@ -75,6 +75,8 @@ final class WeightLoader {
         let statisticsNames = ["weight", "bias", "running_mean", "running_var"].map { "\(prefix).\($0)" }
         let affineNames = ["scale", "shift"].map { "\(prefix).\($0)" }
         let present = (statisticsNames + affineNames).filter(has)
+        // Never needed, whatever the form.
+        if has("\(prefix).num_batches_tracked") { used.insert("\(prefix).num_batches_tracked") }
         if weights.foldedLayers.contains(prefix) {
             if let name = present.first { throw RuntimeError.foldedLayerHasTensor(layer: prefix, tensor: name) }
             return nil
@@ -91,12 +93,11 @@ final class WeightLoader {
         let beta = try tensor(statisticsNames[1], shape: [channels])
         let mean = try tensor(statisticsNames[2], shape: [channels])
         let variance = try tensor(statisticsNames[3], shape: [channels])
-        if has("\(prefix).num_batches_tracked") { used.insert("\(prefix).num_batches_tracked") }
         var scale = [Float](repeating: 0, count: channels)
         var shift = [Float](repeating: 0, count: channels)
         for c in 0..<channels {
             guard variance[c] >= 0 else {
-                throw RuntimeError.invalidValue(tensor: statisticsNames[3], problem: "negative variance \(variance[c]) at channel \(c)")
+                throw RuntimeError.invalidValue(tensor: statisticsNames[3], problem: "variance \(variance[c]) at channel \(c) is not >= 0")
             }
             // PyTorch computes (x - mean) / sqrt(var + eps) * weight + bias; as an
             // affine that is x * s + (bias - mean * s) with s = weight / sqrt(var + eps).

@@ -116,13 +116,15 @@ final class ModelTests: XCTestCase {
         let dropBN = { (t: inout [String: WeightTensor]) in SpecWeights.removeBatchNorm(&t, "msfe.layer3.1.bn") }
         XCTAssertEqual(loadError("aislfd-b", dropBN), "tensor msfe.layer3.1.bn.weight: missing")
         XCTAssertEqual(loadError("aislfd-b", folded: ["msfe.layer3.1.bn"], dropBN), "no error")
+        XCTAssertEqual(loadError("aislfd-b") { $0["msfe.layer1.bn.running_var"]!.values[0] = .nan },
+                       "tensor msfe.layer1.bn.running_var: variance nan at channel 0 is not >= 0")
         XCTAssertEqual(loadError("aislfd-b", folded: ["msfe.layer3.1.bn"]) { _ in },
                        "tensor msfe.layer3.1.bn.weight: layer msfe.layer3.1.bn is listed as folded but still has tensors")
         XCTAssertEqual(loadError("aislfd-b") { $0["msfe.layer1.bn.scale"] = WeightTensor(shape: [64], values: [Float](repeating: 1, count: 64)) },
                        "layer msfe.layer1.bn: has both BatchNorm statistics (weight, bias, running_mean, running_var) and scale/shift")
         XCTAssertEqual(loadError("aislfd-b") { $0["msfe.layer1.bn.running_mean"] = nil }, "tensor msfe.layer1.bn.running_mean: missing")
         XCTAssertEqual(loadError("aislfd-b") { $0["msfe.layer1.bn.running_var"]!.values[3] = -1 },
-                       "tensor msfe.layer1.bn.running_var: negative variance -1.0 at channel 3")
+                       "tensor msfe.layer1.bn.running_var: variance -1.0 at channel 3 is not >= 0")
         XCTAssertEqual(loadError("lisrd") { $0["vlad_rot_var_illum_var.centroids"]!.shape = [128, 8] },
                        "tensor vlad_rot_var_illum_var.centroids: shape [128, 8], expected [8, 128]")
         XCTAssertThrowsError(try Model(weights: ModelWeights(arch: "lisrd2", tensors: [:]))) {
