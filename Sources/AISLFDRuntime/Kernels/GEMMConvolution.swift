@@ -1,10 +1,12 @@
 /// Convolution as a matrix product: `out[Cout, positions] = W[Cout, K] x
 /// columns[K, positions]` with K = Cin * k * k. The column matrix is built
-/// for a band of output rows at a time so it stays within `columnBudget`
-/// floats whatever the image size; 1x1 stride-1 convolutions multiply the
-/// input directly. The epilogue runs on each band while it is in cache.
+/// for a band of output positions at a time so it stays within
+/// `columnBudget` floats whatever the image size; 1x1 stride-1 convolutions
+/// multiply the input directly. Threads take runs of bands, each with its
+/// own column buffer and a single-threaded sgemm, and run the epilogue on
+/// each band while it is in cache.
 final class GEMMConvolution: Convolution {
-    /// Floats of column buffer per band (4 MB).
+    /// Floats of column buffer per thread (4 MB).
     static let defaultColumnBudget = 1 << 20
 
     let geometry: ConvGeometry
@@ -27,35 +29,32 @@ final class GEMMConvolution: Convolution {
         var out = FeatureMap.uninitialized(channels: g.outChannels, height: outH, width: outW)
         guard outH > 0, outW > 0 else { return out }
         let k = g.inChannels * g.kernel * g.kernel
-        let outPlane = outH * outW
-        // At least one output row per band; a pointwise band is sized by its output
-        // instead. Every thread gets at least one band.
-        let budgetRows = max(1, columnBudget / (max(k, isPointwise ? g.outChannels : 0) * outW))
-        let evenRows = (outH + RuntimeThreads.count - 1) / RuntimeThreads.count
-        let bandRows = min(budgetRows, evenRows)
-        let bands = (outH + bandRows - 1) / bandRows
+        let positions = outH * outW
+        // A pointwise band is sized by its output instead; every thread gets a band.
+        let budgetPositions = max(1, columnBudget / max(k, isPointwise ? g.outChannels : 0))
+        let bandSize = min(budgetPositions, (positions + RuntimeThreads.count - 1) / RuntimeThreads.count)
+        let bands = (positions + bandSize - 1) / bandSize
         weight.withUnsafeBufferPointer { w in
             x.values.withUnsafeBufferPointer { input in
                 out.values.withUnsafeMutableBufferPointer { output in
                     let output = output
-                    // Each thread takes a run of bands with its own column buffer.
                     RuntimeThreads.forEachChunk(bands) { bandRange in
-                        var columns = isPointwise ? [] : [Float](unsafeUninitializedCapacity: k * bandRows * outW) { _, n in n = k * bandRows * outW }
+                        let columnCount = isPointwise ? 0 : k * bandSize
+                        var columns = [Float](unsafeUninitializedCapacity: columnCount) { _, n in n = columnCount }
                         columns.withUnsafeMutableBufferPointer { col in
                             for band in bandRange {
-                                let row0 = band * bandRows, rows = min(bandRows, outH - row0)
-                                let p0 = row0 * outW, n = rows * outW
+                                let p0 = band * bandSize, n = min(bandSize, positions - p0)
                                 let c = output.baseAddress! + p0
                                 if isPointwise {
                                     sgemm(m: g.outChannels, n: n, k: k, a: w.baseAddress!, lda: k,
-                                          b: input.baseAddress! + p0, ldb: outPlane, c: c, ldc: outPlane)
+                                          b: input.baseAddress! + p0, ldb: positions, c: c, ldc: positions)
                                 } else {
                                     im2col(input.baseAddress!, height: x.height, width: x.width,
-                                           rows: row0..<(row0 + rows), outWidth: outW, into: col.baseAddress!)
+                                           positions: p0..<(p0 + n), outWidth: outW, into: col.baseAddress!)
                                     sgemm(m: g.outChannels, n: n, k: k, a: w.baseAddress!, lda: k,
-                                          b: col.baseAddress!, ldb: n, c: c, ldc: outPlane)
+                                          b: col.baseAddress!, ldb: n, c: c, ldc: positions)
                                 }
-                                applyEpilogue(c, count: n, stride: outPlane)
+                                applyEpilogue(c, count: n, stride: positions)
                             }
                         }
                     }
@@ -67,58 +66,57 @@ final class GEMMConvolution: Convolution {
 
     /// Column row r = (ci * k + ky) * k + kx holds, for each output position of
     /// the band, the input value that kernel tap meets (0 in the padding).
-    private func im2col(_ input: UnsafePointer<Float>, height: Int, width: Int, rows: Range<Int>, outWidth: Int,
+    private func im2col(_ input: UnsafePointer<Float>, height: Int, width: Int, positions: Range<Int>, outWidth: Int,
                         into col: UnsafeMutablePointer<Float>) {
         let g = geometry, ks = g.kernel, s = g.stride, pad = g.padding
-        let n = rows.count * outWidth
-        do {
-            for ci in 0..<g.inChannels {
-                let plane = input + ci * height * width
-                for ky in 0..<ks {
-                    for kx in 0..<ks {
-                        let dst = col + ((ci * ks + ky) * ks + kx) * n
-                        // Output columns whose tap lands inside the input: ox*s - pad + kx in [0, width).
-                        let first = max(0, (pad - kx + s - 1) / s)
-                        let last = min(outWidth, (width - 1 + pad - kx) >= 0 ? (width - 1 + pad - kx) / s + 1 : 0)
-                        for (i, oy) in rows.enumerated() {
-                            let d = dst + i * outWidth
-                            let iy = oy * s - pad + ky
-                            if iy < 0 || iy >= height || first >= last {
-                                d.update(repeating: 0, count: outWidth)
-                                continue
-                            }
-                            d.update(repeating: 0, count: first)
-                            let src = plane + iy * width - pad + kx
-                            if s == 1 {
-                                (d + first).update(from: src + first, count: last - first)
-                            } else {
-                                for ox in first..<last { d[ox] = src[ox * s] }
-                            }
-                            (d + last).update(repeating: 0, count: outWidth - last)
+        let n = positions.count
+        let firstRow = positions.lowerBound / outWidth, lastRow = (positions.upperBound - 1) / outWidth
+        for ci in 0..<g.inChannels {
+            let plane = input + ci * height * width
+            for ky in 0..<ks {
+                for kx in 0..<ks {
+                    let dst = col + ((ci * ks + ky) * ks + kx) * n
+                    // Output columns whose tap lands inside the input: ox*s - pad + kx in [0, width).
+                    let valid = max(0, (pad - kx + s - 1) / s)..<min(outWidth, width - 1 + pad - kx >= 0 ? (width - 1 + pad - kx) / s + 1 : 0)
+                    for oy in firstRow...lastRow {
+                        // The part of this output row inside the band.
+                        let rowStart = oy * outWidth
+                        let from = max(positions.lowerBound, rowStart) - rowStart
+                        let to = min(positions.upperBound, rowStart + outWidth) - rowStart
+                        let d = dst + (rowStart + from - positions.lowerBound) - from  // d[ox] is position ox of row oy
+                        let iy = oy * s - pad + ky
+                        let lo = max(from, valid.lowerBound), hi = min(to, valid.upperBound)
+                        if iy < 0 || iy >= height || lo >= hi {
+                            (d + from).update(repeating: 0, count: to - from)
+                            continue
                         }
+                        (d + from).update(repeating: 0, count: lo - from)
+                        let src = plane + iy * width - pad + kx
+                        if s == 1 {
+                            (d + lo).update(from: src + lo, count: hi - lo)
+                        } else {
+                            for ox in lo..<hi { d[ox] = src[ox * s] }
+                        }
+                        (d + hi).update(repeating: 0, count: to - hi)
                     }
                 }
             }
         }
     }
 
+    /// One pass per channel: `v * scale + bias`, ReLU, `v * postScale + postShift`.
+    /// Missing parts are the identity (x * 1 and x + 0 are exact).
     private func applyEpilogue(_ c: UnsafeMutablePointer<Float>, count n: Int, stride: Int) {
         let e = epilogue
         if e.scale == nil && e.bias == nil && !e.relu && e.post == nil { return }
-        do {
-            for ch in 0..<geometry.outChannels {
-                let p = c + ch * stride
-                let scale = e.scale?[ch] ?? 1, bias = e.bias?[ch] ?? 0
-                if e.scale != nil {
-                    for i in 0..<n { p[i] = p[i] * scale + bias }
-                } else if bias != 0 {
-                    for i in 0..<n { p[i] += bias }
-                }
-                if e.relu { for i in 0..<n { p[i] = max(p[i], 0) } }
-                if let post = e.post {
-                    let ps = post.scale[ch], pt = post.shift[ch]
-                    for i in 0..<n { p[i] = p[i] * ps + pt }
-                }
+        for ch in 0..<geometry.outChannels {
+            let p = c + ch * stride
+            let scale = e.scale?[ch] ?? 1, bias = e.bias?[ch] ?? 0
+            let postScale = e.post?.scale[ch] ?? 1, postShift = e.post?.shift[ch] ?? 0
+            if e.relu {
+                for i in 0..<n { p[i] = max(p[i] * scale + bias, 0) * postScale + postShift }
+            } else {
+                for i in 0..<n { p[i] = (p[i] * scale + bias) * postScale + postShift }
             }
         }
     }
