@@ -19,6 +19,7 @@ enum BlockAttention {
                         let o = o
                         RuntimeThreads.forEachChunk(blocks) { blockRange in
                             var scores = [Float](unsafeUninitializedCapacity: blockRows * n) { _, count in count = blockRows * n }
+                            var inverseSums = [Float](repeating: 0, count: blockRows)
                             scores.withUnsafeMutableBufferPointer { s in
                                 for block in blockRange {
                                     let row0 = block * blockRows, rows = min(blockRows, n - row0)
@@ -26,11 +27,17 @@ enum BlockAttention {
                                     sgemm(transposeA: true, m: rows, n: n, k: c, alpha: scale,
                                           a: q.baseAddress! + row0, lda: n, b: k.baseAddress!, ldb: n,
                                           c: s.baseAddress!, ldc: n)
-                                    for r in 0..<rows { softmaxRow(s.baseAddress! + r * n, count: n) }
-                                    // out[:, row0..] (C x rows) = V (C x N) P^T.
+                                    for r in 0..<rows { inverseSums[r] = 1 / expRow(s.baseAddress! + r * n, count: n) }
+                                    // out[:, row0..] (C x rows) = V (C x N) E^T, then each column
+                                    // divided by its row's sum: softmax's normalisation costs
+                                    // C x rows multiplications instead of a pass over the scores.
                                     sgemm(transposeB: true, m: cv, n: rows, k: n,
                                           a: v.baseAddress!, lda: n, b: s.baseAddress!, ldb: n,
                                           c: o.baseAddress! + row0, ldc: n)
+                                    for ch in 0..<cv {
+                                        let column = o.baseAddress! + ch * n + row0
+                                        for r in 0..<rows { column[r] *= inverseSums[r] }
+                                    }
                                 }
                             }
                         }
@@ -41,11 +48,10 @@ enum BlockAttention {
         return out
     }
 
-    static func softmaxRow(_ row: UnsafeMutablePointer<Float>, count: Int) {
+    /// `row[i] = exp(row[i] - max(row))`; returns the sum (softmax's denominator).
+    static func expRow(_ row: UnsafeMutablePointer<Float>, count: Int) -> Float {
         var m = -Float.infinity
         for i in 0..<count { m = max(m, row[i]) }
-        let sum = FastExp.expSubtracting(m, row, count: count)
-        let inverse = 1 / sum
-        for i in 0..<count { row[i] *= inverse }
+        return FastExp.expSubtracting(m, row, count: count)
     }
 }
