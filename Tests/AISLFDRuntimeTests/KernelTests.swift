@@ -52,6 +52,20 @@ final class KernelTests: XCTestCase {
         XCTAssertThrowsError(try KernelOps.conv2d(x, weight: WeightTensor(shape: [3, 2, 1, 1], values: [0])))
     }
 
+    func testEmptyInputsAreRefused() throws {
+        let empty = try FeatureMap(channels: 0, height: 4, width: 4, values: [])
+        XCTAssertThrowsError(try KernelOps.normalizePositions(empty))
+        XCTAssertThrowsError(try KernelOps.resizeBilinear(empty, height: 2, width: 2))
+        XCTAssertThrowsError(try KernelOps.sample(empty, at: [Keypoint(x: 1, y: 1)], imageHeight: 8, imageWidth: 8))
+        let w = WeightTensor(shape: [0, 0], values: [])
+        XCTAssertThrowsError(try KernelOps.selfAttention(empty, query: (w, []), key: (w, []), value: (w, [])))
+        XCTAssertThrowsError(try KernelOps.netVLAD(empty, centroids: WeightTensor(shape: [8, 0], values: []),
+                                                   assignmentWeight: WeightTensor(shape: [8, 0, 1, 1], values: []), assignmentBias: [Float](repeating: 0, count: 8)))
+        let one = try FeatureMap(channels: 1, height: 1, width: 1, values: [1])
+        XCTAssertThrowsError(try KernelOps.conv2d(one, weight: WeightTensor(shape: [1, 1, 3, 3], values: [Float](repeating: 0, count: 9))))
+        XCTAssertThrowsError(try KernelOps.resizeBilinear(one, height: 0, width: 3))
+    }
+
     func testAveragePool() throws {
         for name in ["avgpool_odd", "avgpool_even_odd", "avgpool_small"] {
             let f = try fixture(name)
@@ -75,7 +89,7 @@ final class KernelTests: XCTestCase {
 
     func testNormalizePositions() throws {
         let f = try fixture("normalize")
-        let out = KernelOps.normalizePositions(try f.map("input"))
+        let out = try KernelOps.normalizePositions(try f.map("input"))
         assertClose(out.values, try f.array("expected").values, "normalize")
         XCTAssertEqual(out.values[1 * 4 + 2], 0, "an all-zero position stays zero")
     }

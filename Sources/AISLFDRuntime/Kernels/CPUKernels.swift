@@ -37,8 +37,10 @@ struct CPUKernels: Kernels {
     }
 
     func resizeBilinear(_ x: FeatureMap, height: Int, width: Int) -> FeatureMap {
+        guard height > 0, width > 0, x.height > 0, x.width > 0, x.channels > 0 else {
+            return FeatureMap.zeros(channels: x.channels, height: max(0, height), width: max(0, width))
+        }
         var out = FeatureMap.uninitialized(channels: x.channels, height: height, width: width)
-        guard height > 0, width > 0, x.height > 0, x.width > 0 else { return out }
         let ys = BilinearTaps(input: x.height, output: height)
         let xs = BilinearTaps(input: x.width, output: width)
         x.values.withUnsafeBufferPointer { input in
@@ -76,6 +78,7 @@ struct CPUKernels: Kernels {
 
     func normalizePositions(_ x: inout FeatureMap) {
         let channels = x.channels, plane = x.planeSize
+        guard !x.values.isEmpty else { return }
         x.values.withUnsafeMutableBufferPointer { buffer in
             let base = buffer.baseAddress!
             RuntimeThreads.forEachChunk(plane, minimumChunk: 256) { positions in

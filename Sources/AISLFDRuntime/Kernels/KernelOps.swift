@@ -39,14 +39,21 @@ public enum KernelOps {
 
     public static func averagePool2x2(_ x: FeatureMap) -> FeatureMap { CPUKernels().averagePool2x2(x) }
 
+    /// Every op below needs at least one value to work on.
+    private static func requireValues(_ x: FeatureMap, _ name: String) throws {
+        guard !x.values.isEmpty else { throw RuntimeError.wrongShape(tensor: name, expected: [-1, -1, -1], found: x.shape) }
+    }
+
     public static func resizeBilinear(_ x: FeatureMap, height: Int, width: Int) throws -> FeatureMap {
+        try requireValues(x, "resize input")
         guard height > 0, width > 0, let n = try? Checked.elementCount([x.channels, height, width]), n <= maximumElements else {
             throw RuntimeError.wrongShape(tensor: "resize output", expected: [x.channels, -1, -1], found: [x.channels, height, width])
         }
         return CPUKernels().resizeBilinear(x, height: height, width: width)
     }
 
-    public static func normalizePositions(_ x: FeatureMap) -> FeatureMap {
+    public static func normalizePositions(_ x: FeatureMap) throws -> FeatureMap {
+        try requireValues(x, "input")
         var y = x
         CPUKernels().normalizePositions(&y)
         return y
@@ -55,6 +62,7 @@ public enum KernelOps {
     /// The NetVLAD meta map of a raw map (all of architectures.md's steps).
     public static func netVLAD(_ raw: FeatureMap, centroids: WeightTensor, assignmentWeight: WeightTensor,
                                assignmentBias: [Float]) throws -> FeatureMap {
+        try requireValues(raw, "raw map")
         let k = centroids.shape.first ?? 0, c = raw.channels
         guard centroids.shape == [k, c], k > 0, centroids.values.count == k * c else {
             throw RuntimeError.wrongShape(tensor: "centroids", expected: [k, c], found: centroids.shape)
@@ -77,6 +85,7 @@ public enum KernelOps {
     /// scores held at once) sets the query block size.
     public static func selfAttention(_ raw: FeatureMap, query: (WeightTensor, [Float]), key: (WeightTensor, [Float]),
                                      value: (WeightTensor, [Float]), blockBudget: Int? = nil) throws -> FeatureMap {
+        try requireValues(raw, "raw map")
         let c = raw.channels
         var weight: [Float] = [], bias: [Float] = []
         for (name, (w, b)) in [("query", query), ("key", key), ("value", value)] {
@@ -96,6 +105,7 @@ public enum KernelOps {
     /// image, [N, C] row-major; `normalize` applies `F.normalize` per keypoint.
     public static func sample(_ map: FeatureMap, at keypoints: [Keypoint], imageHeight: Int, imageWidth: Int,
                               normalize: Bool = false) throws -> [Float] {
-        try sampleNormalized(map, at: keypoints, imageHeight: imageHeight, imageWidth: imageWidth, normalize: normalize)
+        try requireValues(map, "map")
+        return try sampleNormalized(map, at: keypoints, imageHeight: imageHeight, imageWidth: imageWidth, normalize: normalize)
     }
 }
