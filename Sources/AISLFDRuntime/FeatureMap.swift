@@ -1,0 +1,67 @@
+import AISLFDCore
+
+/// A dense map of `channels` planes of `height x width` values, stored
+/// channel-major (CHW, as PyTorch's NCHW with batch 1). Images are feature
+/// maps with three channels (RGB in [0, 1]).
+public struct FeatureMap: Sendable, Equatable {
+    public let channels: Int
+    public let height: Int
+    public let width: Int
+    /// Only the runtime changes values in place, so their count always matches the shape.
+    public internal(set) var values: [Float]
+
+    public init(channels: Int, height: Int, width: Int, values: [Float]) throws {
+        guard channels >= 0, height >= 0, width >= 0,
+              let count = try? Checked.elementCount([channels, height, width]), count == values.count
+        else { throw RuntimeError.valueCountMismatch(name: "feature map", shape: [channels, height, width], count: values.count) }
+        self.channels = channels
+        self.height = height
+        self.width = width
+        self.values = values
+    }
+
+    /// Sizes here come from the model, never from a file, so they are trusted.
+    init(trustedChannels channels: Int, height: Int, width: Int, values: [Float]) {
+        self.channels = channels
+        self.height = height
+        self.width = width
+        self.values = values
+    }
+
+    /// A map whose values the caller overwrites completely; skipping the zero
+    /// fill matters for the large early layers.
+    static func uninitialized(channels: Int, height: Int, width: Int) -> FeatureMap {
+        let n = channels * height * width
+        let values = [Float](unsafeUninitializedCapacity: n) { _, count in count = n }
+        return FeatureMap(trustedChannels: channels, height: height, width: width, values: values)
+    }
+
+    static func zeros(channels: Int, height: Int, width: Int) -> FeatureMap {
+        FeatureMap(trustedChannels: channels, height: height, width: width,
+                   values: [Float](repeating: 0, count: channels * height * width))
+    }
+
+    public var planeSize: Int { height * width }
+    public var shape: [Int] { [channels, height, width] }
+
+    /// Channels `range` as a map of their own.
+    func channelSlice(_ range: Range<Int>) -> FeatureMap {
+        let plane = planeSize
+        return FeatureMap(trustedChannels: range.count, height: height, width: width,
+                          values: Array(values[(range.lowerBound * plane)..<(range.upperBound * plane)]))
+    }
+}
+
+/// An input image: a three-channel feature map, RGB, values in [0, 1].
+public typealias Image = FeatureMap
+
+/// One named tensor of plain float32 values, C-order.
+public struct WeightTensor: Sendable, Equatable {
+    public var shape: [Int]
+    public var values: [Float]
+
+    public init(shape: [Int], values: [Float]) {
+        self.shape = shape
+        self.values = values
+    }
+}

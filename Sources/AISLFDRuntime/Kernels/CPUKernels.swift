@@ -1,0 +1,140 @@
+import Foundation
+
+/// The default kernels: matrix products through OpenBLAS, the rest as plain
+/// loops split over `RuntimeThreads.count` threads.
+struct CPUKernels: Kernels {
+    /// Floats of attention scores held at once (a block of query rows times
+    /// all keys), so memory grows with N * block, never N^2.
+    var attentionBudget = 1 << 20
+    var columnBudget = GEMMConvolution.defaultColumnBudget
+
+    func makeConvolution(_ geometry: ConvGeometry, weight: [Float], epilogue: Epilogue) -> Convolution {
+        GEMMConvolution(geometry, weight: weight, epilogue: epilogue, columnBudget: columnBudget)
+    }
+
+    func averagePool2x2(_ x: FeatureMap) -> FeatureMap {
+        let outH = x.height / 2, outW = x.width / 2, w = x.width
+        var out = FeatureMap.uninitialized(channels: x.channels, height: outH, width: outW)
+        guard outH > 0, outW > 0 else { return out }
+        x.values.withUnsafeBufferPointer { input in
+            out.values.withUnsafeMutableBufferPointer { output in
+                let src = input.baseAddress!, dst = output.baseAddress!
+                RuntimeThreads.forEachChunk(x.channels) { channels in
+                    for c in channels {
+                        let plane = src + c * x.planeSize, o = dst + c * outH * outW
+                        for oy in 0..<outH {
+                            let r0 = plane + 2 * oy * w, r1 = r0 + w
+                            for ox in 0..<outW {
+                                // PyTorch's summation order, then the division.
+                                o[oy * outW + ox] = (r0[2 * ox] + r0[2 * ox + 1] + r1[2 * ox] + r1[2 * ox + 1]) / 4
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    func resizeBilinear(_ x: FeatureMap, height: Int, width: Int) -> FeatureMap {
+        guard height > 0, width > 0, x.height > 0, x.width > 0, x.channels > 0 else {
+            return FeatureMap.zeros(channels: x.channels, height: max(0, height), width: max(0, width))
+        }
+        var out = FeatureMap.uninitialized(channels: x.channels, height: height, width: width)
+        let ys = BilinearTaps(input: x.height, output: height)
+        let xs = BilinearTaps(input: x.width, output: width)
+        x.values.withUnsafeBufferPointer { input in
+            out.values.withUnsafeMutableBufferPointer { output in
+                let src = input.baseAddress!, dst = output.baseAddress!
+                RuntimeThreads.forEachChunk(x.channels) { channels in
+                    for c in channels {
+                        let plane = src + c * x.planeSize, o = dst + c * height * width
+                        for oy in 0..<height {
+                            let r0 = plane + ys.index0[oy] * x.width, r1 = plane + ys.index1[oy] * x.width
+                            let wy0 = ys.weight0[oy], wy1 = ys.weight1[oy]
+                            for ox in 0..<width {
+                                let i0 = xs.index0[ox], i1 = xs.index1[ox]
+                                let wx0 = xs.weight0[ox], wx1 = xs.weight1[ox]
+                                o[oy * width + ox] = (r0[i0] * wx0 + r0[i1] * wx1) * wy0 + (r1[i0] * wx0 + r1[i1] * wx1) * wy1
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    func add(_ a: inout FeatureMap, _ b: FeatureMap) {
+        a.values.withUnsafeMutableBufferPointer { x in
+            b.values.withUnsafeBufferPointer { y in
+                let px = x.baseAddress!, py = y.baseAddress!
+                RuntimeThreads.forEachChunk(x.count, minimumChunk: 1 << 14) { range in
+                    for i in range { px[i] += py[i] }
+                }
+            }
+        }
+    }
+
+    func normalizePositions(_ x: inout FeatureMap) {
+        let channels = x.channels, plane = x.planeSize
+        guard !x.values.isEmpty else { return }
+        x.values.withUnsafeMutableBufferPointer { buffer in
+            let base = buffer.baseAddress!
+            RuntimeThreads.forEachChunk(plane, minimumChunk: 256) { positions in
+                // Blocks of positions so the squared norms stay in cache while all channels pass.
+                var start = positions.lowerBound
+                var norms = [Float](repeating: 0, count: 1024)
+                while start < positions.upperBound {
+                    let n = min(1024, positions.upperBound - start)
+                    norms.withUnsafeMutableBufferPointer { norm in
+                        for i in 0..<n { norm[i] = 0 }
+                        for c in 0..<channels {
+                            let p = base + c * plane + start
+                            for i in 0..<n { norm[i] += p[i] * p[i] }
+                        }
+                        for i in 0..<n { norm[i] = max(norm[i].squareRoot(), 1e-12) }
+                        for c in 0..<channels {
+                            let p = base + c * plane + start
+                            for i in 0..<n { p[i] /= norm[i] }
+                        }
+                    }
+                    start += n
+                }
+            }
+        }
+    }
+
+    func netVLAD(normalized x: FeatureMap, logits: FeatureMap, centroids: [Float]) -> FeatureMap {
+        NetVLADKernel.apply(normalized: x, logits: logits, centroids: centroids)
+    }
+
+    func attention(query: FeatureMap, key: FeatureMap, value: FeatureMap, scale: Float) -> FeatureMap {
+        BlockAttention.apply(query: query, key: key, value: value, scale: scale, budget: attentionBudget)
+    }
+
+    func gridSample(_ map: FeatureMap, gridX: [Float], gridY: [Float]) -> [Float] {
+        GridSample.bilinearZeros(map, gridX: gridX, gridY: gridY)
+    }
+}
+
+/// Source indices and weights of `F.interpolate(mode='bilinear',
+/// align_corners=False)` along one axis, computed in float32 as PyTorch does.
+struct BilinearTaps {
+    var index0: [Int], index1: [Int], weight0: [Float], weight1: [Float]
+
+    init(input: Int, output: Int) {
+        let scale = Float(input) / Float(output)
+        index0 = []; index1 = []; weight0 = []; weight1 = []
+        for i in 0..<output {
+            // The source index is clamped at 0 before the floor (PyTorch does the same).
+            let source = max(scale * (Float(i) + 0.5) - 0.5, 0)
+            let i0 = min(Int(source), input - 1)
+            let lambda = min(max(source - Float(i0), 0), 1)
+            index0.append(i0)
+            index1.append(i0 < input - 1 ? i0 + 1 : i0)
+            weight0.append(1 - lambda)
+            weight1.append(lambda)
+        }
+    }
+}

@@ -1,0 +1,111 @@
+import AISLFDCore
+
+/// The runtime's numeric operations one at a time, for tests and tools.
+/// Each runs exactly the code the models run (`CPUKernels` and the meta
+/// modules' own functions); the arguments are checked because they come
+/// from callers, not from a model.
+public enum KernelOps {
+    /// Outputs larger than this many floats are refused.
+    public static let maximumElements = 1 << 30
+
+    /// Conv2d (PyTorch's cross-correlation, zero padding) followed by the
+    /// epilogue the models use: `v = acc * preScale + bias`, optional ReLU,
+    /// then `v * postScale + postShift`. `columnBudget` (floats) bounds the
+    /// im2col buffer; small values force many bands.
+    public static func conv2d(_ input: FeatureMap, weight: WeightTensor, bias: [Float]? = nil, stride: Int = 1,
+                              padding: Int = 0, preScale: [Float]? = nil, relu: Bool = false,
+                              postScale: [Float]? = nil, postShift: [Float]? = nil,
+                              columnBudget: Int? = nil) throws -> FeatureMap {
+        guard weight.shape.count == 4, weight.shape[1] == input.channels, weight.shape[2] == weight.shape[3],
+              weight.shape.allSatisfy({ $0 > 0 }), stride > 0, padding >= 0,
+              weight.values.count == (try? Checked.elementCount(weight.shape))
+        else { throw RuntimeError.wrongShape(tensor: "weight", expected: [-1, input.channels, -1, -1], found: weight.shape) }
+        guard input.height + 2 * padding >= weight.shape[2], input.width + 2 * padding >= weight.shape[3] else {
+            throw RuntimeError.wrongShape(tensor: "input", expected: [input.channels, weight.shape[2] - 2 * padding, weight.shape[3] - 2 * padding],
+                                          found: input.shape)
+        }
+        let out = weight.shape[0]
+        for (name, v) in [("bias", bias), ("preScale", preScale), ("postScale", postScale), ("postShift", postShift)] {
+            if let v, v.count != out { throw RuntimeError.wrongShape(tensor: name, expected: [out], found: [v.count]) }
+        }
+        if (postScale == nil) != (postShift == nil) { throw RuntimeError.missingTensor(postScale == nil ? "postScale" : "postShift") }
+        let geometry = ConvGeometry(inChannels: input.channels, outChannels: out, kernel: weight.shape[2], stride: stride, padding: padding)
+        let epilogue = Epilogue(scale: preScale, bias: bias, relu: relu,
+                                post: postScale.map { ChannelAffine(scale: $0, shift: postShift ?? []) })
+        var kernels = CPUKernels()
+        if let columnBudget { kernels.columnBudget = max(1, columnBudget) }
+        return kernels.makeConvolution(geometry, weight: weight.values, epilogue: epilogue).apply(input)
+    }
+
+    public static func averagePool2x2(_ x: FeatureMap) -> FeatureMap { CPUKernels().averagePool2x2(x) }
+
+    /// Every op below needs at least one value to work on.
+    private static func requireValues(_ x: FeatureMap, _ name: String) throws {
+        guard !x.values.isEmpty else { throw RuntimeError.wrongShape(tensor: name, expected: [-1, -1, -1], found: x.shape) }
+    }
+
+    public static func resizeBilinear(_ x: FeatureMap, height: Int, width: Int) throws -> FeatureMap {
+        try requireValues(x, "resize input")
+        guard height > 0, width > 0, let n = try? Checked.elementCount([x.channels, height, width]), n <= maximumElements else {
+            throw RuntimeError.wrongShape(tensor: "resize output", expected: [x.channels, -1, -1], found: [x.channels, height, width])
+        }
+        return CPUKernels().resizeBilinear(x, height: height, width: width)
+    }
+
+    public static func normalizePositions(_ x: FeatureMap) throws -> FeatureMap {
+        try requireValues(x, "input")
+        var y = x
+        CPUKernels().normalizePositions(&y)
+        return y
+    }
+
+    /// The NetVLAD meta map of a raw map (all of architectures.md's steps).
+    public static func netVLAD(_ raw: FeatureMap, centroids: WeightTensor, assignmentWeight: WeightTensor,
+                               assignmentBias: [Float]) throws -> FeatureMap {
+        try requireValues(raw, "raw map")
+        let k = centroids.shape.first ?? 0, c = raw.channels
+        guard centroids.shape == [k, c], k > 0, centroids.values.count == k * c else {
+            throw RuntimeError.wrongShape(tensor: "centroids", expected: [k, c], found: centroids.shape)
+        }
+        guard assignmentWeight.shape == [k, c, 1, 1], assignmentWeight.values.count == k * c else {
+            throw RuntimeError.wrongShape(tensor: "conv.weight", expected: [k, c, 1, 1], found: assignmentWeight.shape)
+        }
+        guard assignmentBias.count == k else { throw RuntimeError.wrongShape(tensor: "conv.bias", expected: [k], found: [assignmentBias.count]) }
+        guard raw.height >= NetVLADMeta.grid, raw.width >= NetVLADMeta.grid else {
+            throw RuntimeError.wrongShape(tensor: "raw map", expected: [c, NetVLADMeta.grid, NetVLADMeta.grid], found: raw.shape)
+        }
+        let kernels = CPUKernels()
+        let conv = kernels.makeConvolution(ConvGeometry(inChannels: c, outChannels: k, kernel: 1),
+                                           weight: assignmentWeight.values, epilogue: Epilogue(bias: assignmentBias))
+        return NetVLADMeta.metaMap(raw, assignment: conv, centroids: centroids.values, kernels: kernels)
+    }
+
+    /// The PSA meta map of a raw map. `weights` are query, key, value
+    /// Linear weights [C, C] and biases [C]; `blockBudget` (floats of
+    /// scores held at once) sets the query block size.
+    public static func selfAttention(_ raw: FeatureMap, query: (WeightTensor, [Float]), key: (WeightTensor, [Float]),
+                                     value: (WeightTensor, [Float]), blockBudget: Int? = nil) throws -> FeatureMap {
+        try requireValues(raw, "raw map")
+        let c = raw.channels
+        var weight: [Float] = [], bias: [Float] = []
+        for (name, (w, b)) in [("query", query), ("key", key), ("value", value)] {
+            guard w.shape == [c, c], w.values.count == c * c else { throw RuntimeError.wrongShape(tensor: "\(name).weight", expected: [c, c], found: w.shape) }
+            guard b.count == c else { throw RuntimeError.wrongShape(tensor: "\(name).bias", expected: [c], found: [b.count]) }
+            weight += w.values
+            bias += b
+        }
+        var kernels = CPUKernels()
+        if let blockBudget { kernels.attentionBudget = max(1, blockBudget) }
+        let conv = kernels.makeConvolution(ConvGeometry(inChannels: c, outChannels: 3 * c, kernel: 1),
+                                           weight: weight, epilogue: Epilogue(bias: bias))
+        return PSAMeta.metaMap(raw, projection: conv, kernels: kernels, record: { _, _, _ in })
+    }
+
+    /// `grid_sample` of `map` at keypoints of an `imageHeight x imageWidth`
+    /// image, [N, C] row-major; `normalize` applies `F.normalize` per keypoint.
+    public static func sample(_ map: FeatureMap, at keypoints: [Keypoint], imageHeight: Int, imageWidth: Int,
+                              normalize: Bool = false) throws -> [Float] {
+        try requireValues(map, "map")
+        return try sampleNormalized(map, at: keypoints, imageHeight: imageHeight, imageWidth: imageWidth, normalize: normalize)
+    }
+}

@@ -1,0 +1,57 @@
+/// The one interface between the models and the numeric code. The models
+/// call only this; a faster implementation conforms to it and is passed to
+/// `Model` instead of `CPUKernels`, without touching any model file.
+protocol Kernels {
+    /// Prepares a convolution once, at load (packing weights is the
+    /// implementation's business). `weight` is PyTorch's `[out, in, k, k]`.
+    func makeConvolution(_ geometry: ConvGeometry, weight: [Float], epilogue: Epilogue) -> Convolution
+
+    /// 2x2 average pooling, stride 2, floor mode.
+    func averagePool2x2(_ x: FeatureMap) -> FeatureMap
+    /// `F.interpolate(mode='bilinear', align_corners=False)` to `height x width`.
+    func resizeBilinear(_ x: FeatureMap, height: Int, width: Int) -> FeatureMap
+    /// `a += b`, elementwise; both maps have the same shape.
+    func add(_ a: inout FeatureMap, _ b: FeatureMap)
+    /// `F.normalize(dim=channels)`: each position's vector divided by max(norm, 1e-12).
+    func normalizePositions(_ x: inout FeatureMap)
+    /// The NetVLAD meta map (1024 x 3 x 3) of an L2-normalised raw map, given
+    /// its soft-assignment logits (clusters x h x w) and `centroids` [clusters, C].
+    func netVLAD(normalized x: FeatureMap, logits: FeatureMap, centroids: [Float]) -> FeatureMap
+    /// `softmax(Q K^T * scale) V` for Q, K, V stored transposed as C x N maps
+    /// (one position per column); the result is again C x N.
+    func attention(query: FeatureMap, key: FeatureMap, value: FeatureMap, scale: Float) -> FeatureMap
+    /// `grid_sample(bilinear, zeros, align_corners=False)` of `map` at grid
+    /// points (gx, gy) in [-1, 1] coordinates: one C-vector per point, row-major [N, C].
+    func gridSample(_ map: FeatureMap, gridX: [Float], gridY: [Float]) -> [Float]
+}
+
+struct ConvGeometry: Equatable {
+    var inChannels: Int
+    var outChannels: Int
+    var kernel: Int
+    var stride: Int = 1
+    var padding: Int = 0
+
+    func outputSize(height: Int, width: Int) -> (height: Int, width: Int) {
+        ((height + 2 * padding - kernel) / stride + 1, (width + 2 * padding - kernel) / stride + 1)
+    }
+}
+
+/// What happens to each convolution output value before it is stored, per
+/// output channel c, in this order:
+/// `v = acc * scale[c] + bias[c]`, then `max(v, 0)` if `relu`, then
+/// `v * postScale[c] + postShift[c]`.
+/// conv -> BN -> ReLU uses `scale`/`bias` (or a BN folded into the weights);
+/// conv -> ReLU -> BN uses `bias`, `relu` and the post affine.
+struct Epilogue {
+    var scale: [Float]? = nil
+    var bias: [Float]? = nil
+    var relu: Bool = false
+    var post: ChannelAffine? = nil
+}
+
+/// A convolution prepared at load time.
+protocol Convolution: AnyObject {
+    var geometry: ConvGeometry { get }
+    func apply(_ x: FeatureMap) -> FeatureMap
+}
