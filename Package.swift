@@ -26,12 +26,14 @@ let package = Package(
 
         // libpng and libjpeg report errors by longjmp: the setjmp lives in this C target, never in Swift.
         .target(name: "CImageShims", dependencies: ["CPNG", "CJPEG"]),
+        // AVX2 / AVX-512 kernels chosen at run time: Swift cannot target an instruction set per function.
+        .target(name: "CKernels"),
 
         .target(name: "AISLFDCore", dependencies: ["CZlib"]),
         .target(name: "AISLFDIO", dependencies: ["AISLFDCore", "CHDF5", "CZlib", "CPNG", "CJPEG", "CImageShims"]),
         .target(name: "AISLFDSchema", dependencies: ["AISLFDCore"]),
         .target(name: "AISLFDConvert", dependencies: ["AISLFDCore", "AISLFDIO", "AISLFDSchema"]),
-        .target(name: "AISLFDRuntime", dependencies: ["AISLFDCore", "AISLFDIO", "AISLFDSchema", "COpenBLAS"],
+        .target(name: "AISLFDRuntime", dependencies: ["AISLFDCore", "AISLFDIO", "AISLFDSchema", "COpenBLAS", "CKernels"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(name: "AISLFDVerify", dependencies: ["AISLFDCore", "AISLFDIO", "AISLFDRuntime"]),
         .target(name: "AISLFDCommands", dependencies: [
@@ -50,7 +52,7 @@ let package = Package(
         .testTarget(name: "AISLFDIOTests", dependencies: ["AISLFDIO", "AISLFDTestSupport"]),
         .testTarget(name: "AISLFDSchemaTests", dependencies: ["AISLFDSchema", "AISLFDIO", "AISLFDTestSupport"]),
         .testTarget(name: "AISLFDConvertTests", dependencies: ["AISLFDConvert", "AISLFDRuntime", "AISLFDTestSupport"]),
-        .testTarget(name: "AISLFDRuntimeTests", dependencies: ["AISLFDRuntime", "AISLFDTestSupport"]),
+        .testTarget(name: "AISLFDRuntimeTests", dependencies: ["AISLFDRuntime", "AISLFDIO", "AISLFDTestSupport"]),
         .testTarget(name: "AISLFDCommandsTests", dependencies: ["AISLFDCommands", "AISLFDTestSupport"]),
     ],
     swiftLanguageModes: [.v5]

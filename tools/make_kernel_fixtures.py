@@ -227,6 +227,26 @@ for kind in ("eq1", "squared"):
     arrays[f"{kind}_match_distances"] = dists
 add("matching_ties", **arrays)
 
+# Shapes for the CKernels matrix products (drawn last, so the cases above keep
+# their values): rows of 32 positions with masked tails of 25, 14, 15 and 8,
+# more than 128 output channels (two panel groups, a partial panel) and sums
+# over more than 128 products (two-level sums).
+conv_case("conv3x3_wide", 20, 137, 7, 57, 3, 1, budgets=(1, 150))
+conv_case("conv3x3_s2_wide", 9, 19, 13, 91, 3, 2)
+conv_case("conv1x1_wide", 300, 21, 11, 13, 1, 1, budgets=(1, 40))
+x = rand(6, 5, 40)
+wt = rand(11, 6, 3, 3, scale=0.3)
+b = rand(11, scale=0.1)
+gamma, beta, mean, var = rand(11), rand(11), rand(11, scale=0.2), torch.rand(11) + 0.5
+scale = gamma / torch.sqrt(var + 1e-5)
+shift = beta - mean * scale
+add("conv_relu_bn_wide", {"stride": 1, "padding": 1}, input=x, weight=wt, bias=b, post_scale=scale, post_shift=shift,
+    expected=F.batch_norm(F.relu(F.conv2d(x[None], wt, b, padding=1)), mean, var, gamma, beta, training=False, eps=1e-5)[0])
+R = rand(128, 19, 23)
+p = {n: rand(128, 128, scale=2 / math.sqrt(128) * 4) for n in ("wq", "wk", "wv")}
+p.update({n: rand(128, scale=0.1) for n in ("bq", "bk", "bv")})
+add("psa_large", {"budgets": [437 * 7]}, raw=R, expected=psa(R, p), **p)
+
 os.makedirs(OUT, exist_ok=True)
 np.concatenate(blob).astype("<f4").tofile(os.path.join(OUT, "kernels.bin"))
 with open(os.path.join(OUT, "kernels.json"), "w") as f:

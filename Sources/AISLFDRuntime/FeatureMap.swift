@@ -32,7 +32,7 @@ public struct FeatureMap: Sendable, Equatable {
     /// fill matters for the large early layers.
     static func uninitialized(channels: Int, height: Int, width: Int) -> FeatureMap {
         let n = channels * height * width
-        let values = [Float](unsafeUninitializedCapacity: n) { _, count in count = n }
+        let values = LargeBuffers.uninitialized(n)
         return FeatureMap(trustedChannels: channels, height: height, width: width, values: values)
     }
 

@@ -7,42 +7,53 @@ final class KernelTests: XCTestCase {
     private func fixture(_ name: String) throws -> KernelFixtures.Case { try KernelTests.fixtures.get().case(name) }
 
     func testConvolutions() throws {
-        for name in ["conv3x3_s1", "conv3x3_s2_odd", "conv3x3_s2_even_odd", "conv1x1",
-                     "conv3x3_banded", "conv3x3_s2_banded", "conv1x1_banded"] {
-            let f = try fixture(name)
-            let expected = try f.array("expected")
-            for budget in [nil] + f.ints("budgets").map(Optional.some) {
-                let out = try KernelOps.conv2d(try f.map("input"), weight: try f.tensor("weight"), bias: try f.array("bias").values,
-                                               stride: try f.int("stride"), padding: try f.int("padding"), columnBudget: budget)
-                XCTAssertEqual(out.shape, expected.shape, name)
-                assertClose(out.values, expected.values, "\(name) budget \(budget.map(String.init) ?? "default")")
+        try forEachSIMDLevel { level in
+            for name in ["conv3x3_s1", "conv3x3_s2_odd", "conv3x3_s2_even_odd", "conv1x1",
+                         "conv3x3_banded", "conv3x3_s2_banded", "conv1x1_banded",
+                         "conv3x3_wide", "conv3x3_s2_wide", "conv1x1_wide"] {
+                let f = try fixture(name)
+                let expected = try f.array("expected")
+                for budget in [nil] + f.ints("budgets").map(Optional.some) {
+                    let out = try KernelOps.conv2d(try f.map("input"), weight: try f.tensor("weight"), bias: try f.array("bias").values,
+                                                   stride: try f.int("stride"), padding: try f.int("padding"), columnBudget: budget)
+                    XCTAssertEqual(out.shape, expected.shape, name)
+                    assertClose(out.values, expected.values, "\(name) \(level) budget \(budget.map(String.init) ?? "default")")
+                }
             }
         }
     }
 
     func testConvolutionEpilogues() throws {
-        var f = try fixture("conv_relu_bn")
-        var out = try KernelOps.conv2d(try f.map("input"), weight: try f.tensor("weight"), bias: try f.array("bias").values,
-                                       padding: 1, relu: true, postScale: try f.array("post_scale").values,
-                                       postShift: try f.array("post_shift").values)
-        assertClose(out.values, try f.array("expected").values, "conv -> ReLU -> BN")
-        f = try fixture("conv_bn_relu")
-        out = try KernelOps.conv2d(try f.map("input"), weight: try f.tensor("weight"), bias: try f.array("pre_shift").values,
-                                   padding: 1, preScale: try f.array("pre_scale").values, relu: true)
-        assertClose(out.values, try f.array("expected").values, "conv -> BN -> ReLU")
+        try forEachSIMDLevel { level in
+            for name in ["conv_relu_bn", "conv_relu_bn_wide"] {
+                let f = try fixture(name)
+                let out = try KernelOps.conv2d(try f.map("input"), weight: try f.tensor("weight"), bias: try f.array("bias").values,
+                                               padding: 1, relu: true, postScale: try f.array("post_scale").values,
+                                               postShift: try f.array("post_shift").values)
+                assertClose(out.values, try f.array("expected").values, "\(name) \(level): conv -> ReLU -> BN")
+            }
+            let f = try fixture("conv_bn_relu")
+            let out = try KernelOps.conv2d(try f.map("input"), weight: try f.tensor("weight"), bias: try f.array("pre_shift").values,
+                                           padding: 1, preScale: try f.array("pre_scale").values, relu: true)
+            assertClose(out.values, try f.array("expected").values, "conv_bn_relu \(level): conv -> BN -> ReLU")
+        }
     }
 
     /// The parity check is sensitive: a weight off by 0.1% of its range, or a
     /// wrong stride, is caught.
     func testConvolutionCheckRejectsWrongResults() throws {
-        let f = try fixture("conv3x3_s1")
-        var weight = try f.tensor("weight")
-        weight.values[17] += 1e-3 * (weight.values.map(abs).max() ?? 1)
-        let out = try KernelOps.conv2d(try f.map("input"), weight: weight, bias: try f.array("bias").values, padding: 1)
-        XCTAssertGreaterThan(relativeError(out.values, try f.array("expected").values), 1e-5)
-        let strided = try KernelOps.conv2d(try f.map("input"), weight: try f.tensor("weight"), bias: try f.array("bias").values,
-                                           stride: 2, padding: 1)
-        XCTAssertEqual(relativeError(strided.values, try f.array("expected").values), .infinity)
+        try forEachSIMDLevel { level in
+            for name in ["conv3x3_s1", "conv3x3_wide"] {
+                let f = try fixture(name)
+                var weight = try f.tensor("weight")
+                weight.values[17] += 1e-3 * (weight.values.map(abs).max() ?? 1)
+                let out = try KernelOps.conv2d(try f.map("input"), weight: weight, bias: try f.array("bias").values, padding: 1)
+                XCTAssertGreaterThan(relativeError(out.values, try f.array("expected").values), 1e-5, "\(name) \(level)")
+                let strided = try KernelOps.conv2d(try f.map("input"), weight: try f.tensor("weight"), bias: try f.array("bias").values,
+                                                   stride: 2, padding: 1)
+                XCTAssertEqual(relativeError(strided.values, try f.array("expected").values), .infinity, "\(name) \(level)")
+            }
+        }
     }
 
     func testConvolutionRejectsBadArguments() throws {
@@ -111,27 +122,53 @@ final class KernelTests: XCTestCase {
     }
 
     func testNetVLAD() throws {
-        for name in ["netvlad_resized", "netvlad_exact", "netvlad_smallest"] {
-            let f = try fixture(name)
-            let out = try KernelOps.netVLAD(try f.map("raw"), centroids: try f.tensor("centroids"),
-                                            assignmentWeight: try f.tensor("weight"), assignmentBias: try f.array("bias").values)
-            XCTAssertEqual(out.shape, [1024, 3, 3])
-            assertClose(out.values, try f.array("expected").values, name)
+        try forEachSIMDLevel { level in
+            for name in ["netvlad_resized", "netvlad_exact", "netvlad_smallest"] {
+                let f = try fixture(name)
+                let out = try KernelOps.netVLAD(try f.map("raw"), centroids: try f.tensor("centroids"),
+                                                assignmentWeight: try f.tensor("weight"), assignmentBias: try f.array("bias").values)
+                XCTAssertEqual(out.shape, [1024, 3, 3])
+                assertClose(out.values, try f.array("expected").values, "\(name) \(level)")
+            }
         }
     }
 
     func testSelfAttention() throws {
-        for name in ["psa_small", "psa_blocked"] {
-            let f = try fixture(name)
-            for budget in [nil] + f.ints("budgets").map(Optional.some) {
-                let out = try KernelOps.selfAttention(
-                    try f.map("raw"), query: (try f.tensor("wq"), try f.array("bq").values),
-                    key: (try f.tensor("wk"), try f.array("bk").values), value: (try f.tensor("wv"), try f.array("bv").values),
-                    blockBudget: budget)
-                XCTAssertEqual(out.shape, try f.array("expected").shape)
-                assertClose(out.values, try f.array("expected").values, "\(name) budget \(budget.map(String.init) ?? "default")")
+        try forEachSIMDLevel { level in
+            for name in ["psa_small", "psa_blocked", "psa_large"] {
+                let f = try fixture(name)
+                for budget in [nil] + f.ints("budgets").map(Optional.some) {
+                    let out = try KernelOps.selfAttention(
+                        try f.map("raw"), query: (try f.tensor("wq"), try f.array("bq").values),
+                        key: (try f.tensor("wk"), try f.array("bk").values), value: (try f.tensor("wv"), try f.array("bv").values),
+                        blockBudget: budget)
+                    XCTAssertEqual(out.shape, try f.array("expected").shape)
+                    assertClose(out.values, try f.array("expected").values, "\(name) \(level) budget \(budget.map(String.init) ?? "default")")
+                }
             }
         }
+    }
+
+    /// The attention check is sensitive: one value weight off by 0.1% of the largest is caught at every level.
+    func testSelfAttentionCheckRejectsWrongResults() throws {
+        try forEachSIMDLevel { level in
+            let f = try fixture("psa_large")
+            var wv = try f.tensor("wv")
+            wv.values[5] += 1e-3 * (wv.values.map(abs).max() ?? 1)
+            let out = try KernelOps.selfAttention(
+                try f.map("raw"), query: (try f.tensor("wq"), try f.array("bq").values),
+                key: (try f.tensor("wk"), try f.array("bk").values), value: (wv, try f.array("bv").values))
+            XCTAssertGreaterThan(relativeError(out.values, try f.array("expected").values), 1e-5, "\(level)")
+        }
+    }
+
+    func testSIMDLevels() {
+        XCTAssertEqual(availableSIMDLevels.first, .portable)
+        XCTAssertEqual(SIMDLevel(name: "AVX512"), .avx512)
+        XCTAssertNil(SIMDLevel(name: "sse"))
+        #if arch(x86_64)
+        print("SIMD levels tested: \(availableSIMDLevels)")
+        #endif
     }
 
     func testMatching() throws {

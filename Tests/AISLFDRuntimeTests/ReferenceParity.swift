@@ -1,25 +1,33 @@
+import AISLFDIO
 import AISLFDRuntime
 import AISLFDTestSupport
 import Foundation
 import XCTest
 
-/// Whole-model parity against PyTorch reference files
-/// (`Tests/Fixtures/reference/<arch>.npz`, written by tools/). Waiting for two
-/// things outside this branch: the reference files and an NPZ reader. To
-/// enable, set `readArrays` (NPZ -> float32 arrays by key) and `readWeights`
-/// (the reference's weights file -> ModelWeights); the comparison is done.
+/// Whole-model parity against the PyTorch reference files
+/// (`Tests/Fixtures/reference/<arch>.npz`, tools/make_fixtures.py) from the
+/// sample weights in `Weights/`, at every kernel level this CPU runs.
 final class ReferenceParityTests: XCTestCase {
-    nonisolated(unsafe) static var readArrays: ((String) throws -> [String: NamedArray])? = nil
-    nonisolated(unsafe) static var readWeights: ((String) throws -> ModelWeights)? = nil
+    static let weightsFiles = ["lisrd": "lisrd.h5", "aislfd-a": "aislfd-a.pth", "aislfd-b": "aislfd-b.npz",
+                               "aislfd-c": "aislfd-c.safetensors"]
+
+    static func readArrays(_ path: String) throws -> [String: NamedArray] {
+        var arrays: [String: NamedArray] = [:]
+        for t in try NPZReader.read(path: path).tensors { arrays[t.key] = NamedArray(name: t.key, shape: t.shape, values: t.floats()) }
+        return arrays
+    }
+
+    static func readWeights(_ arch: String) throws -> ModelWeights {
+        let file = try XCTUnwrap(weightsFiles[arch])
+        return ModelWeights(arch: arch, contents: try WeightsReader.read(path: Fixtures.repoPath("Weights/\(file)")))
+    }
 
     func testAgainstPyTorchReferences() throws {
-        guard let readArrays = Self.readArrays, let readWeights = Self.readWeights else {
-            throw XCTSkip("no NPZ reader wired in yet")
-        }
-        for arch in Architecture.allCases.map(\.rawValue) {
-            let path = Fixtures.path("reference/\(arch).npz")
-            guard FileManager.default.fileExists(atPath: path) else { throw XCTSkip("no \(path)") }
-            try compare(model: Model(weights: readWeights(arch)), reference: readArrays(path), label: arch)
+        try forEachSIMDLevel { level in
+            for arch in Architecture.allCases.map(\.rawValue) {
+                let reference = try Self.readArrays(Fixtures.path("reference/\(arch).npz"))
+                try compare(model: Model(weights: Self.readWeights(arch)), reference: reference, label: "\(arch) \(level)")
+            }
         }
     }
 

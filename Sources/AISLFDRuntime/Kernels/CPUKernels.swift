@@ -1,15 +1,23 @@
 import Foundation
 
-/// The default kernels: matrix products through OpenBLAS, the rest as plain
-/// loops split over `RuntimeThreads.count` threads.
+/// The default kernels: matrix products through CKernels (AVX2 / AVX-512)
+/// where the CPU has them, else through OpenBLAS; the rest as plain loops
+/// split over `RuntimeThreads.count` threads.
 struct CPUKernels: Kernels {
-    /// Floats of attention scores held at once (a block of query rows times
-    /// all keys), so memory grows with N * block, never N^2.
+    var level = RuntimeSIMD.level
+    /// Floats of attention scores held at once per thread (a block of query
+    /// rows times all keys), so memory grows with N * block, never N^2.
     var attentionBudget = 1 << 20
-    var columnBudget = GEMMConvolution.defaultColumnBudget
+    /// Portable path: floats of im2col buffer per thread. CKernels path: when
+    /// set, output positions per band (forces many bands; for tests).
+    var columnBudget: Int? = nil
 
     func makeConvolution(_ geometry: ConvGeometry, weight: [Float], epilogue: Epilogue) -> Convolution {
-        GEMMConvolution(geometry, weight: weight, epilogue: epilogue, columnBudget: columnBudget)
+        if level == .portable {
+            return GEMMConvolution(geometry, weight: weight, epilogue: epilogue,
+                                   columnBudget: columnBudget ?? GEMMConvolution.defaultColumnBudget)
+        }
+        return DirectConvolution(geometry, weight: weight, epilogue: epilogue, level: level, bandPositions: columnBudget ?? 0)
     }
 
     func averagePool2x2(_ x: FeatureMap) -> FeatureMap {
@@ -110,7 +118,10 @@ struct CPUKernels: Kernels {
     }
 
     func attention(query: FeatureMap, key: FeatureMap, value: FeatureMap, scale: Float) -> FeatureMap {
-        BlockAttention.apply(query: query, key: key, value: value, scale: scale, budget: attentionBudget)
+        if level == .portable {
+            return BlockAttention.apply(query: query, key: key, value: value, scale: scale, budget: attentionBudget)
+        }
+        return PackedAttention.apply(query: query, key: key, value: value, scale: scale, budget: attentionBudget, level: level)
     }
 
     func gridSample(_ map: FeatureMap, gridX: [Float], gridY: [Float]) -> [Float] {

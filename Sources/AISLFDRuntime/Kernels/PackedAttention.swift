@@ -1,0 +1,62 @@
+import CKernels
+
+/// `softmax(Q K^T * scale) V` with the CKernels products, a block of queries
+/// at a time. Keys (times `scale`) and values are packed once per call; for
+/// each block the transposed scores S^T (N x block) are one product, the
+/// softmax runs down its columns, and the output columns are V S^T divided
+/// by the column sums. The block is at most 32 queries wide, so S^T
+/// (N x 32 floats, 600 KB at N = 4800) stays in L2 between the three passes.
+enum PackedAttention {
+    static let widestBlock = 32
+
+    /// `query`, `key`, `value` are C x N (one position per column); so is
+    /// the result. `budget` caps the floats of scores per thread.
+    static func apply(query: FeatureMap, key: FeatureMap, value: FeatureMap, scale: Float, budget: Int,
+                      level: SIMDLevel) -> FeatureMap {
+        let n = query.planeSize, c = query.channels, cv = value.channels
+        var out = FeatureMap.uninitialized(channels: cv, height: query.height, width: query.width)
+        guard n > 0 else { return out }
+        let blockWidth = max(1, min(widestBlock, budget / n))
+        let blocks = (n + blockWidth - 1) / blockWidth
+        let packedKeys = UnsafeMutableBufferPointer<Float>.allocate(capacity: ckernels_packed_count(Int32(n), Int32(c)))
+        let packedValues = UnsafeMutableBufferPointer<Float>.allocate(capacity: ckernels_packed_count(Int32(cv), Int32(n)))
+        defer { packedKeys.deallocate(); packedValues.deallocate() }
+        // K^T: row j (a key) is column j of the C x N map.
+        key.values.withUnsafeBufferPointer { ckernels_pack($0.baseAddress!, 1, n, Int32(n), Int32(c), scale, packedKeys.baseAddress!) }
+        value.values.withUnsafeBufferPointer { ckernels_pack($0.baseAddress!, n, 1, Int32(cv), Int32(n), 1, packedValues.baseAddress!) }
+        // Row ch of a query block is query[ch, i0..]; row j of S^T is blockWidth floats.
+        let queryOffsets = (0..<c).map { $0 * n }
+        let scoreOffsets = (0..<n).map { $0 * blockWidth }
+        let lvl = Int32(level.rawValue)
+        query.values.withUnsafeBufferPointer { q in
+            out.values.withUnsafeMutableBufferPointer { o in
+                let q = q.baseAddress!, o = o.baseAddress!
+                queryOffsets.withUnsafeBufferPointer { queryOffsets in
+                    scoreOffsets.withUnsafeBufferPointer { scoreOffsets in
+                        RuntimeThreads.forEachChunk(blocks) { blockRange in
+                            let scores = UnsafeMutablePointer<Float>.allocate(capacity: n * blockWidth)
+                            let inverseSums = UnsafeMutablePointer<Float>.allocate(capacity: blockWidth)
+                            defer { scores.deallocate(); inverseSums.deallocate() }
+                            var none = ckernels_epilogue()
+                            for block in blockRange {
+                                let i0 = block * blockWidth, width = min(blockWidth, n - i0)
+                                // S^T[j][i] = sum_ch (scale K)[ch][j] Q[ch][i0 + i]
+                                ckernels_gemm(lvl, Int32(n), 1, Int32(width), Int32(c), packedKeys.baseAddress!, q + i0, 0,
+                                              queryOffsets.baseAddress!, scores, blockWidth, 0, &none)
+                                ckernels_exp_columns(lvl, scores, Int32(n), Int32(width), blockWidth, inverseSums)
+                                // out[ch][i0 + i] = sum_j V[ch][j] E^T[j][i], then / the column's sum.
+                                ckernels_gemm(lvl, Int32(cv), 1, Int32(width), Int32(n), packedValues.baseAddress!, scores, 0,
+                                              scoreOffsets.baseAddress!, o + i0, n, 0, &none)
+                                for ch in 0..<cv {
+                                    let column = o + ch * n + i0
+                                    for i in 0..<width { column[i] *= inverseSums[i] }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,126 @@
+// AVX2 kernels: half a panel (4 rows) times 16 positions (two registers) in 8
+// accumulators, twice per panel; positions past the end are masked off.
+#include "internal.h"
+
+#ifdef CKERNELS_X86
+#include <immintrin.h>
+#include <math.h>
+
+#define TARGET __attribute__((target("avx2,fma")))
+#define INLINE static inline __attribute__((always_inline))
+#define ROWS CKERNELS_PANEL_ROWS
+
+TARGET INLINE __m256 epilogue(__m256 v, const ckernels_epilogue *e, int i) {
+    if (e->scale) v = _mm256_mul_ps(v, _mm256_set1_ps(e->scale[i]));
+    if (e->bias) v = _mm256_add_ps(v, _mm256_set1_ps(e->bias[i]));
+    if (e->relu) v = _mm256_max_ps(v, _mm256_setzero_ps());
+    if (e->post_scale) v = _mm256_fmadd_ps(v, _mm256_set1_ps(e->post_scale[i]), _mm256_set1_ps(e->post_shift[i]));
+    return v;
+}
+
+/// Half a panel (4 rows, from row `half`) times 16 positions: 8 accumulators.
+TARGET INLINE void tile(const int masked, int k, const float *a, const float *b, const ptrdiff_t *off, float *c,
+                        ptrdiff_t ldc, int valid_rows, const __m256i *mask, const ckernels_epilogue *e, int row0) {
+    for (int half = 0; half < ROWS; half += 4) {
+        if (half >= valid_rows) break;
+        __m256 sums[4][2];
+        for (int j0 = 0; j0 < k; j0 += CKERNELS_SUM_BLOCK) {
+            int j1 = j0 + CKERNELS_SUM_BLOCK < k ? j0 + CKERNELS_SUM_BLOCK : k;
+            __m256 acc[4][2];
+            for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+            for (int j = j0; j < j1; j++) {
+                const float *bj = b + off[j];
+                if (j + CKERNELS_PREFETCH_AHEAD < k) _mm_prefetch((const char *)(b + off[j + CKERNELS_PREFETCH_AHEAD]), _MM_HINT_T0);
+                __m256 b0 = masked ? _mm256_maskload_ps(bj, mask[0]) : _mm256_loadu_ps(bj);
+                __m256 b1 = masked ? _mm256_maskload_ps(bj + 8, mask[1]) : _mm256_loadu_ps(bj + 8);
+                const float *aj = a + j * ROWS + half;
+                for (int r = 0; r < 4; r++) {
+                    __m256 w = _mm256_broadcast_ss(aj + r);
+                    acc[r][0] = _mm256_fmadd_ps(w, b0, acc[r][0]);
+                    acc[r][1] = _mm256_fmadd_ps(w, b1, acc[r][1]);
+                }
+            }
+            for (int r = 0; r < 4; r++)
+                for (int v = 0; v < 2; v++) sums[r][v] = j0 == 0 ? acc[r][v] : _mm256_add_ps(sums[r][v], acc[r][v]);
+        }
+        for (int r = 0; r < 4; r++) {
+            if (half + r >= valid_rows) break;
+            for (int v = 0; v < 2; v++) {
+                __m256 out = epilogue(k > 0 ? sums[r][v] : _mm256_setzero_ps(), e, row0 + half + r);
+                if (masked) _mm256_maskstore_ps(c + (half + r) * ldc + 8 * v, mask[v], out);
+                else _mm256_storeu_ps(c + (half + r) * ldc + 8 * v, out);
+            }
+        }
+    }
+}
+
+#define TILE_ARGS int k, const float *a, const float *b, const ptrdiff_t *off, float *c, ptrdiff_t ldc, \
+                  int valid_rows, const __m256i *mask, const ckernels_epilogue *e, int row0
+#define TILE_PASS k, a, b, off, c, ldc, valid_rows, mask, e, row0
+TARGET __attribute__((noinline)) static void tile16(TILE_ARGS) { tile(0, TILE_PASS); }
+TARGET __attribute__((noinline)) static void tile16_masked(TILE_ARGS) { tile(1, TILE_PASS); }
+
+TARGET static __m256i lanes(int count) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+TARGET void ckernels_gemm_avx2(int m, int rows, int n, int k, const float *packed, const float *b,
+                               ptrdiff_t b_grid_row, const ptrdiff_t *b_offsets, float *c, ptrdiff_t c_matrix_row,
+                               ptrdiff_t c_grid_row, const ckernels_epilogue *e) {
+    int panels = (m + ROWS - 1) / ROWS;
+    for (int g0 = 0; g0 < panels; g0 += CKERNELS_PANEL_GROUP) {
+        int g1 = g0 + CKERNELS_PANEL_GROUP < panels ? g0 + CKERNELS_PANEL_GROUP : panels;
+        for (int r = 0; r < rows; r++) {
+            for (int x = 0; x < n; x += 16) {
+                int left = n - x;
+                __m256i mask[2] = {lanes(left), lanes(left - 8)};
+                const float *bx = b + r * b_grid_row + x;
+                for (int p = g0; p < g1; p++) {
+                    int row0 = p * ROWS;
+                    (left >= 16 ? tile16 : tile16_masked)(k, packed + (size_t)row0 * k, bx, b_offsets,
+                                                        c + row0 * c_matrix_row + r * c_grid_row + x, c_matrix_row,
+                                                        m - row0, mask, e, row0);
+                }
+            }
+        }
+    }
+}
+
+TARGET INLINE __m256 exp256(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(CKERNELS_EXP_LOW)), _mm256_set1_ps(CKERNELS_EXP_HIGH));
+    __m256 shifted = _mm256_fmadd_ps(x, _mm256_set1_ps(CKERNELS_LOG2E), _mm256_set1_ps(CKERNELS_ROUNDER));
+    __m256 n = _mm256_sub_ps(shifted, _mm256_set1_ps(CKERNELS_ROUNDER));
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(CKERNELS_LN2_HIGH), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(CKERNELS_LN2_LOW), r);
+    __m256 p = _mm256_set1_ps(1.0f / 5040);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1));
+    __m256i bits = _mm256_add_epi32(_mm256_castps_si256(shifted), _mm256_set1_epi32(127 - 0x4B400000));
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(bits, 23)));
+}
+
+TARGET void ckernels_exp_columns_avx2(float *s, int rows, int n, ptrdiff_t row_stride, float *inverse_sums) {
+    for (int x = 0; x < n; x += 8) {
+        __m256i mask = lanes(n - x);
+        __m256 m = _mm256_set1_ps(-INFINITY);
+        for (int r = 0; r < rows; r++) {
+            __m256 v = _mm256_maskload_ps(s + r * row_stride + x, mask);
+            m = _mm256_blendv_ps(m, _mm256_max_ps(m, v), _mm256_castsi256_ps(mask));
+        }
+        __m256 sums[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int r = 0; r < rows; r++) {
+            float *p = s + r * row_stride + x;
+            __m256 v = exp256(_mm256_sub_ps(_mm256_maskload_ps(p, mask), m));
+            _mm256_maskstore_ps(p, mask, v);
+            sums[r & 3] = _mm256_add_ps(sums[r & 3], v);
+        }
+        __m256 sum = _mm256_add_ps(_mm256_add_ps(sums[0], sums[1]), _mm256_add_ps(sums[2], sums[3]));
+        _mm256_maskstore_ps(inverse_sums + x, mask, _mm256_div_ps(_mm256_set1_ps(1), sum));
+    }
+}
+#endif

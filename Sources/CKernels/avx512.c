@@ -1,0 +1,129 @@
+// AVX-512 kernels: a panel of 8 rows times 32 positions (two registers of 16)
+// accumulates in 16 registers; positions past the end are masked off.
+#include "internal.h"
+
+#ifdef CKERNELS_X86
+#include <immintrin.h>
+#include <math.h>
+
+#define TARGET __attribute__((target("avx512f,avx512vl,avx2,fma")))
+#define INLINE static inline __attribute__((always_inline))
+#define ROWS CKERNELS_PANEL_ROWS
+
+TARGET INLINE __m512 epilogue(__m512 v, const ckernels_epilogue *e, int i) {
+    if (e->scale) v = _mm512_mul_ps(v, _mm512_set1_ps(e->scale[i]));
+    if (e->bias) v = _mm512_add_ps(v, _mm512_set1_ps(e->bias[i]));
+    if (e->relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
+    if (e->post_scale) v = _mm512_fmadd_ps(v, _mm512_set1_ps(e->post_scale[i]), _mm512_set1_ps(e->post_shift[i]));
+    return v;
+}
+
+/// One tile: `vectors` (1 or 2) registers of positions; `masked` loads and
+/// stores only the lanes in masks[]; rows past `valid_rows` are not stored.
+TARGET INLINE void tile(const int vectors, const int masked, int k, const float *a, const float *b,
+                        const ptrdiff_t *off, float *c, ptrdiff_t ldc, int valid_rows, const __mmask16 *masks,
+                        const ckernels_epilogue *e, int row0) {
+    __m512 sums[ROWS][2];
+    for (int j0 = 0; j0 < k; j0 += CKERNELS_SUM_BLOCK) {
+        int j1 = j0 + CKERNELS_SUM_BLOCK < k ? j0 + CKERNELS_SUM_BLOCK : k;
+        __m512 acc[ROWS][2];
+        for (int r = 0; r < ROWS; r++)
+            for (int v = 0; v < vectors; v++) acc[r][v] = _mm512_setzero_ps();
+        for (int j = j0; j < j1; j++) {
+            const float *bj = b + off[j];
+            if (j + CKERNELS_PREFETCH_AHEAD < k) {
+                const float *ahead = b + off[j + CKERNELS_PREFETCH_AHEAD];
+                _mm_prefetch((const char *)ahead, _MM_HINT_T0);
+                _mm_prefetch((const char *)(ahead + 16 * vectors - 1), _MM_HINT_T0);
+            }
+            __m512 bv[2];
+            for (int v = 0; v < vectors; v++)
+                bv[v] = masked ? _mm512_maskz_loadu_ps(masks[v], bj + 16 * v) : _mm512_loadu_ps(bj + 16 * v);
+            const float *aj = a + j * ROWS;
+            for (int r = 0; r < ROWS; r++) {
+                __m512 w = _mm512_set1_ps(aj[r]);
+                for (int v = 0; v < vectors; v++) acc[r][v] = _mm512_fmadd_ps(w, bv[v], acc[r][v]);
+            }
+        }
+        for (int r = 0; r < ROWS; r++)
+            for (int v = 0; v < vectors; v++) sums[r][v] = j0 == 0 ? acc[r][v] : _mm512_add_ps(sums[r][v], acc[r][v]);
+    }
+    for (int r = 0; r < ROWS; r++) {
+        if (r >= valid_rows) break;
+        for (int v = 0; v < vectors; v++) {
+            __m512 out = epilogue(k > 0 ? sums[r][v] : _mm512_setzero_ps(), e, row0 + r);
+            if (masked) _mm512_mask_storeu_ps(c + r * ldc + 16 * v, masks[v], out);
+            else _mm512_storeu_ps(c + r * ldc + 16 * v, out);
+        }
+    }
+}
+
+#define TILE_ARGS int k, const float *a, const float *b, const ptrdiff_t *off, float *c, ptrdiff_t ldc, \
+                  int valid_rows, const __mmask16 *masks, const ckernels_epilogue *e, int row0
+#define TILE_PASS k, a, b, off, c, ldc, valid_rows, masks, e, row0
+TARGET __attribute__((noinline)) static void tile32(TILE_ARGS) { tile(2, 0, TILE_PASS); }
+TARGET __attribute__((noinline)) static void tile32_masked(TILE_ARGS) { tile(2, 1, TILE_PASS); }
+TARGET __attribute__((noinline)) static void tile16_masked(TILE_ARGS) { tile(1, 1, TILE_PASS); }
+
+static __mmask16 lanes(int count) { return count >= 16 ? 0xFFFF : count <= 0 ? 0 : (__mmask16)((1u << count) - 1); }
+
+TARGET void ckernels_gemm_avx512(int m, int rows, int n, int k, const float *packed, const float *b,
+                                 ptrdiff_t b_grid_row, const ptrdiff_t *b_offsets, float *c, ptrdiff_t c_matrix_row,
+                                 ptrdiff_t c_grid_row, const ckernels_epilogue *e) {
+    int panels = (m + ROWS - 1) / ROWS;
+    for (int g0 = 0; g0 < panels; g0 += CKERNELS_PANEL_GROUP) {
+        int g1 = g0 + CKERNELS_PANEL_GROUP < panels ? g0 + CKERNELS_PANEL_GROUP : panels;
+        for (int r = 0; r < rows; r++) {
+            for (int x = 0; x < n; x += 32) {
+                int left = n - x;
+                __mmask16 masks[2] = {lanes(left), lanes(left - 16)};
+                // A full 32, else the narrowest tile that covers what is left.
+                void (*kernel)(TILE_ARGS) = left >= 32 ? tile32 : left > 16 ? tile32_masked : tile16_masked;
+                const float *bx = b + r * b_grid_row + x;
+                for (int p = g0; p < g1; p++) {
+                    int row0 = p * ROWS;
+                    kernel(k, packed + (size_t)row0 * k, bx, b_offsets, c + row0 * c_matrix_row + r * c_grid_row + x,
+                           c_matrix_row, m - row0, masks, e, row0);
+                }
+            }
+        }
+    }
+}
+
+TARGET INLINE __m512 exp512(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(CKERNELS_EXP_LOW)), _mm512_set1_ps(CKERNELS_EXP_HIGH));
+    __m512 shifted = _mm512_fmadd_ps(x, _mm512_set1_ps(CKERNELS_LOG2E), _mm512_set1_ps(CKERNELS_ROUNDER));
+    __m512 n = _mm512_sub_ps(shifted, _mm512_set1_ps(CKERNELS_ROUNDER));
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(CKERNELS_LN2_HIGH), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(CKERNELS_LN2_LOW), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1));
+    // The rounded n sits in the low bits of `shifted`; n + 127 in the exponent field is 2^n.
+    __m512i bits = _mm512_add_epi32(_mm512_castps_si512(shifted), _mm512_set1_epi32(127 - 0x4B400000));
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(_mm512_slli_epi32(bits, 23)));
+}
+
+TARGET void ckernels_exp_columns_avx512(float *s, int rows, int n, ptrdiff_t row_stride, float *inverse_sums) {
+    for (int x = 0; x < n; x += 16) {
+        __mmask16 mask = lanes(n - x);
+        __m512 m = _mm512_set1_ps(-INFINITY);
+        for (int r = 0; r < rows; r++) m = _mm512_max_ps(m, _mm512_mask_loadu_ps(m, mask, s + r * row_stride + x));
+        // Four partial sums (rows mod 4): shorter dependency chains, smaller rounding error.
+        __m512 sums[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        for (int r = 0; r < rows; r++) {
+            float *p = s + r * row_stride + x;
+            __m512 v = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, p), m));
+            _mm512_mask_storeu_ps(p, mask, v);
+            sums[r & 3] = _mm512_add_ps(sums[r & 3], v);
+        }
+        __m512 sum = _mm512_add_ps(_mm512_add_ps(sums[0], sums[1]), _mm512_add_ps(sums[2], sums[3]));
+        _mm512_mask_storeu_ps(inverse_sums + x, mask, _mm512_div_ps(_mm512_set1_ps(1), sum));
+    }
+}
+#endif

@@ -1,0 +1,90 @@
+#include "internal.h"
+
+#include <math.h>
+
+int ckernels_simd_level(void) {
+#ifdef CKERNELS_X86
+    // The compiler runtime's checks include the operating system's support for the registers (XGETBV).
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+#endif
+    return 0;
+}
+
+size_t ckernels_packed_count(int m, int k) {
+    size_t panels = ((size_t)m + CKERNELS_PANEL_ROWS - 1) / CKERNELS_PANEL_ROWS;
+    return panels * CKERNELS_PANEL_ROWS * (size_t)k;
+}
+
+void ckernels_pack(const float *a, ptrdiff_t row_stride, ptrdiff_t column_stride, int m, int k, float scale,
+                   float *packed) {
+    int panels = (m + CKERNELS_PANEL_ROWS - 1) / CKERNELS_PANEL_ROWS;
+    for (int p = 0; p < panels; p++) {
+        float *out = packed + (size_t)p * CKERNELS_PANEL_ROWS * k;
+        for (int j = 0; j < k; j++) {
+            for (int r = 0; r < CKERNELS_PANEL_ROWS; r++) {
+                int i = p * CKERNELS_PANEL_ROWS + r;
+                out[j * CKERNELS_PANEL_ROWS + r] = i < m ? a[i * row_stride + j * column_stride] * scale : 0;
+            }
+        }
+    }
+}
+
+static float apply_epilogue(float v, const ckernels_epilogue *e, int i) {
+    if (e->scale) v *= e->scale[i];
+    if (e->bias) v += e->bias[i];
+    if (e->relu) v = v > 0 ? v : 0;
+    if (e->post_scale) v = v * e->post_scale[i] + e->post_shift[i];
+    return v;
+}
+
+/// Plain loops: the same results without wide registers (never the fast path).
+static void gemm_portable(int m, int rows, int n, int k, const float *packed, const float *b, ptrdiff_t b_grid_row,
+                          const ptrdiff_t *b_offsets, float *c, ptrdiff_t c_matrix_row, ptrdiff_t c_grid_row,
+                          const ckernels_epilogue *e) {
+    for (int i = 0; i < m; i++) {
+        const float *panel = packed + (size_t)(i / CKERNELS_PANEL_ROWS) * CKERNELS_PANEL_ROWS * k + i % CKERNELS_PANEL_ROWS;
+        for (int r = 0; r < rows; r++) {
+            for (int x = 0; x < n; x++) {
+                const float *bx = b + r * b_grid_row + x;
+                float sum = 0;
+                for (int j = 0; j < k; j++) sum += panel[j * CKERNELS_PANEL_ROWS] * bx[b_offsets[j]];
+                c[i * c_matrix_row + r * c_grid_row + x] = apply_epilogue(sum, e, i);
+            }
+        }
+    }
+}
+
+static void exp_columns_portable(float *s, int rows, int n, ptrdiff_t row_stride, float *inverse_sums) {
+    for (int x = 0; x < n; x++) {
+        float m = -INFINITY, sum = 0;
+        for (int r = 0; r < rows; r++) m = fmaxf(m, s[r * row_stride + x]);
+        for (int r = 0; r < rows; r++) {
+            float v = expf(s[r * row_stride + x] - m);
+            s[r * row_stride + x] = v;
+            sum += v;
+        }
+        inverse_sums[x] = 1 / sum;
+    }
+}
+
+void ckernels_gemm(int level, int m, int rows, int n, int k, const float *packed, const float *b,
+                   ptrdiff_t b_grid_row, const ptrdiff_t *b_offsets, float *c, ptrdiff_t c_matrix_row,
+                   ptrdiff_t c_grid_row, const ckernels_epilogue *epilogue) {
+    if (m <= 0 || rows <= 0 || n <= 0) return;
+#ifdef CKERNELS_X86
+    if (level >= 2) { ckernels_gemm_avx512(m, rows, n, k, packed, b, b_grid_row, b_offsets, c, c_matrix_row, c_grid_row, epilogue); return; }
+    if (level == 1) { ckernels_gemm_avx2(m, rows, n, k, packed, b, b_grid_row, b_offsets, c, c_matrix_row, c_grid_row, epilogue); return; }
+#endif
+    gemm_portable(m, rows, n, k, packed, b, b_grid_row, b_offsets, c, c_matrix_row, c_grid_row, epilogue);
+}
+
+void ckernels_exp_columns(int level, float *s, int rows, int n, ptrdiff_t row_stride, float *inverse_sums) {
+    if (rows <= 0 || n <= 0) return;
+#ifdef CKERNELS_X86
+    if (level >= 2) { ckernels_exp_columns_avx512(s, rows, n, row_stride, inverse_sums); return; }
+    if (level == 1) { ckernels_exp_columns_avx2(s, rows, n, row_stride, inverse_sums); return; }
+#endif
+    exp_columns_portable(s, rows, n, row_stride, inverse_sums);
+}

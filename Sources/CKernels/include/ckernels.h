@@ -1,0 +1,54 @@
+#ifndef CKERNELS_H
+#define CKERNELS_H
+
+// Matrix products and the softmax's exponentials in AVX-512 and AVX2 (x86-64),
+// chosen at run time, so a generic x86-64 build runs everywhere and still uses
+// the wide registers where the CPU has them. The runtime's portable path
+// (OpenBLAS and plain Swift) is used where ckernels_simd_level() is 0.
+
+#include <stddef.h>
+
+/// What this CPU supports: 0 neither (or not x86-64), 1 AVX2 with FMA, 2 AVX-512F.
+int ckernels_simd_level(void);
+
+/// Rows per panel of a packed matrix.
+#define CKERNELS_PANEL_ROWS 8
+
+/// Floats taken by an m x k matrix once packed.
+size_t ckernels_packed_count(int m, int k);
+
+/// Packs A (m x k; element (i, j) at a[i * row_stride + j * column_stride]),
+/// each value times `scale`, into panels of 8 rows: panel p holds, for each
+/// j, rows 8p .. 8p+7 next to each other (zeros past row m).
+void ckernels_pack(const float *a, ptrdiff_t row_stride, ptrdiff_t column_stride, int m, int k, float scale,
+                   float *packed);
+
+/// Applied to each result of row i before it is stored:
+/// v = v * scale[i] + bias[i]; v = max(v, 0) if relu; v = v * post_scale[i] + post_shift[i].
+/// A NULL array is the identity (post_scale and post_shift go together).
+typedef struct {
+    const float *scale;
+    const float *bias;
+    int relu;
+    const float *post_scale;
+    const float *post_shift;
+} ckernels_epilogue;
+
+/// C = epilogue(A B) where the columns of B are a grid of `rows` x `n`
+/// positions read from memory through offsets:
+///   c[i * c_matrix_row + r * c_grid_row + x] =
+///       epilogue_i( sum_j A[i][j] * b[r * b_grid_row + x + b_offsets[j]] )
+/// for i < m, r < rows, x < n. A is `packed` (ckernels_pack, m x k). A 3x3
+/// convolution reads its (padded) input through 9 * Cin offsets, a 1x1
+/// convolution through Cin offsets one plane apart; no im2col matrix exists.
+/// `level` is 1 or 2 (at most ckernels_simd_level()).
+void ckernels_gemm(int level, int m, int rows, int n, int k, const float *packed, const float *b,
+                   ptrdiff_t b_grid_row, const ptrdiff_t *b_offsets, float *c, ptrdiff_t c_matrix_row,
+                   ptrdiff_t c_grid_row, const ckernels_epilogue *epilogue);
+
+/// Softmax down the columns of S (rows x n, `row_stride` floats apart), all
+/// but the division: s = exp(s - max of its column); inverse_sums[x] = 1 /
+/// (sum of column x).
+void ckernels_exp_columns(int level, float *s, int rows, int n, ptrdiff_t row_stride, float *inverse_sums);
+
+#endif
