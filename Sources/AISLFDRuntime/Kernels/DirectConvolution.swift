@@ -3,10 +3,10 @@ import CKernels
 /// Convolution as a matrix product without an im2col matrix: the weights are
 /// packed once, at load, into the kernels' panels, and the product reads the
 /// input through one offset per kernel tap (`ckernels_gemm`). A 1x1 stride-1
-/// convolution reads its input as it is; any other first copies the input
-/// zero-padded, split into `stride` column phases so every tap of a row of
-/// outputs is a contiguous run. The epilogue runs on each result as it is
-/// stored. Threads take bands of output rows.
+/// convolution reads its input as it is; any other copies the input rows of
+/// each band of output rows zero-padded, split into `stride` column phases,
+/// so every tap of a row of outputs is a contiguous run (`PaddedWindow`). The
+/// epilogue runs on each result as it is stored. Threads take bands.
 final class DirectConvolution: Convolution {
     let geometry: ConvGeometry
     let level: SIMDLevel
@@ -69,30 +69,54 @@ final class DirectConvolution: Convolution {
                     }
                 }
             } else {
-                let phases = PaddedPhases(x, padding: g.padding, stride: g.stride)
-                var offsets: [Int] = []
-                offsets.reserveCapacity(k)
-                for ci in 0..<g.inChannels {
-                    for ky in 0..<g.kernel {
-                        for kx in 0..<g.kernel {
-                            offsets.append(ci * phases.channelStride + (kx % g.stride) * phases.phaseStride
-                                           + ky * phases.rowStride + kx / g.stride)
-                        }
-                    }
-                }
-                phases.values.withUnsafeBufferPointer { input in
-                    let input = input.baseAddress!
-                    // Output row oy starts at padded row stride * oy.
-                    let bRow = g.stride * phases.rowStride
-                    forEachBand(outH, unit: outW) { rows in
-                        multiply(rows: rows.count, n: outW, k: k, b: input + rows.lowerBound * bRow, bRow: bRow, offsets: offsets,
-                                 c: output + rows.lowerBound * outW, cMatrixRow: plane, cRow: outW)
-                    }
+                x.values.withUnsafeBufferPointer { input in
+                    applyPadded(input.baseAddress!, height: x.height, width: x.width, outH: outH, outW: outW, output: output)
                 }
             }
         }
         return out
     }
+
+    /// Bands of output rows; each thread copies the padded input rows of its
+    /// band into a window (~1 MB, so it is in L2 when the product reads it) and
+    /// multiplies, band after band.
+    private func applyPadded(_ input: UnsafePointer<Float>, height: Int, width: Int, outH: Int, outW: Int,
+                             output: UnsafeMutablePointer<Float>) {
+        let g = geometry, s = g.stride
+        let phaseWidth = (width + 2 * g.padding + s - 1) / s
+        let rowsPerOutputRow = g.inChannels * s * s * phaseWidth
+        let threads = RuntimeThreads.count
+        var bandRows = bandPositions > 0 ? max(1, bandPositions / outW) : max(1, DirectConvolution.windowBudget / rowsPerOutputRow)
+        // A whole number of bands per thread, so no thread waits for the last one.
+        let bands = min(outH, (((outH + bandRows - 1) / bandRows + threads - 1) / threads) * threads)
+        bandRows = (outH + bands - 1) / bands
+        let window = PaddedWindow(channels: g.inChannels, stride: s, padding: g.padding, kernel: g.kernel,
+                                  width: width, outputRows: bandRows)
+        let k = g.inChannels * g.kernel * g.kernel
+        var offsets: [Int] = []
+        offsets.reserveCapacity(k)
+        for ci in 0..<g.inChannels {
+            for ky in 0..<g.kernel {
+                for kx in 0..<g.kernel {
+                    offsets.append(ci * window.channelStride + (kx % s) * window.phaseStride + ky * window.rowStride + kx / s)
+                }
+            }
+        }
+        let bandCount = (outH + bandRows - 1) / bandRows
+        RuntimeThreads.forEachChunk(bandCount) { range in
+            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: window.count)
+            defer { buffer.deallocate() }
+            for band in range {
+                let oy0 = band * bandRows, rows = min(bandRows, outH - oy0)
+                window.fill(buffer, from: input, height: height, firstOutputRow: oy0, outputRows: rows)
+                multiply(rows: rows, n: outW, k: k, b: buffer, bRow: s * window.rowStride, offsets: offsets,
+                         c: output + oy0 * outW, cMatrixRow: outH * outW, cRow: outW)
+            }
+        }
+    }
+
+    /// Floats of padded input a band reads (1 MB).
+    static let windowBudget = 1 << 18
 
     private func multiply(rows: Int, n: Int, k: Int, b: UnsafePointer<Float>, bRow: Int, offsets: [Int],
                           c: UnsafeMutablePointer<Float>, cMatrixRow: Int, cRow: Int) {
@@ -103,10 +127,10 @@ final class DirectConvolution: Convolution {
         }
     }
 
-    /// Splits `0..<count` items (rows of `unit` positions) into bands run in parallel.
-    private func forEachBand(_ count: Int, unit: Int = 1, _ body: (Range<Int>) -> Void) {
+    /// Splits `0..<count` positions into bands run in parallel.
+    private func forEachBand(_ count: Int, _ body: (Range<Int>) -> Void) {
         let perThread = (count + RuntimeThreads.count - 1) / RuntimeThreads.count
-        let band = bandPositions > 0 ? max(1, min(perThread, bandPositions / unit)) : perThread
+        let band = bandPositions > 0 ? max(1, min(perThread, bandPositions)) : perThread
         let bands = (count + band - 1) / band
         RuntimeThreads.forEachChunk(bands) { range in
             for i in range { body((i * band)..<min(count, (i + 1) * band)) }
@@ -114,53 +138,54 @@ final class DirectConvolution: Convolution {
     }
 }
 
-/// A map zero-padded by `padding` on every side, each channel's columns split
-/// into `stride` phases (phase p holds padded columns p, p + stride, ...), so
-/// that the taps of consecutive outputs of a strided convolution are
-/// consecutive values.
-struct PaddedPhases {
-    let values: [Float]
+/// The input rows a band of output rows reads, zero-padded by `padding` on
+/// every side, each channel's columns split into `stride` phases (phase p
+/// holds padded columns p, p + stride, ...), so that the taps of consecutive
+/// outputs of a strided convolution are consecutive values.
+struct PaddedWindow {
+    let channels: Int, stride: Int, padding: Int, kernel: Int, width: Int
+    let phaseWidth: Int, paddedRows: Int
     /// Floats between consecutive rows of a phase, phases of a channel, channels.
-    let rowStride: Int, phaseStride: Int, channelStride: Int
+    var rowStride: Int { phaseWidth }
+    var phaseStride: Int { paddedRows * phaseWidth }
+    var channelStride: Int { stride * phaseStride }
+    var count: Int { channels * channelStride }
 
-    init(_ x: FeatureMap, padding: Int, stride: Int) {
-        let paddedH = x.height + 2 * padding, paddedW = x.width + 2 * padding
-        let phaseW = (paddedW + stride - 1) / stride
-        rowStride = phaseW
-        phaseStride = paddedH * phaseW
-        channelStride = stride * phaseStride
-        let count = x.channels * channelStride
-        let (h, w, plane, channelStride, phaseStride) = (x.height, x.width, x.planeSize, channelStride, phaseStride)
-        values = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-            let dst = buffer.baseAddress!
-            LargeBuffers.adviseHugePages(UnsafeMutableRawPointer(dst), bytes: count * 4)
-            x.values.withUnsafeBufferPointer { input in
-                let src = input.baseAddress!
-                RuntimeThreads.forEachChunk(x.channels) { channels in
-                    for c in channels {
-                        for phase in 0..<stride {
-                            let out = dst + c * channelStride + phase * phaseStride
-                            for py in 0..<paddedH {
-                                let row = out + py * phaseW
-                                let y = py - padding
-                                guard y >= 0 && y < h else { row.update(repeating: 0, count: phaseW); continue }
-                                let line = src + c * plane + y * w
-                                if stride == 1 {
-                                    row.update(repeating: 0, count: padding)
-                                    row.advanced(by: padding).update(from: line, count: w)
-                                    row.advanced(by: padding + w).update(repeating: 0, count: phaseW - padding - w)
-                                } else {
-                                    for j in 0..<phaseW {
-                                        let xx = j * stride + phase - padding
-                                        row[j] = xx >= 0 && xx < w ? line[xx] : 0
-                                    }
-                                }
-                            }
+    init(channels: Int, stride: Int, padding: Int, kernel: Int, width: Int, outputRows: Int) {
+        self.channels = channels
+        self.stride = stride
+        self.padding = padding
+        self.kernel = kernel
+        self.width = width
+        phaseWidth = (width + 2 * padding + stride - 1) / stride
+        paddedRows = stride * (outputRows - 1) + kernel
+    }
+
+    /// Copies the padded rows of output rows `firstOutputRow ..< + outputRows` into `window`.
+    func fill(_ window: UnsafeMutablePointer<Float>, from input: UnsafePointer<Float>, height: Int,
+              firstOutputRow: Int, outputRows: Int) {
+        let rows = stride * (outputRows - 1) + kernel
+        for c in 0..<channels {
+            for phase in 0..<stride {
+                let out = window + c * channelStride + phase * phaseStride
+                for wr in 0..<rows {
+                    let row = out + wr * phaseWidth
+                    let y = stride * firstOutputRow + wr - padding
+                    guard y >= 0 && y < height else { row.update(repeating: 0, count: phaseWidth); continue }
+                    let line = input + (c * height + y) * width
+                    if stride == 1 {
+                        row.update(repeating: 0, count: padding)
+                        (row + padding).update(from: line, count: width)
+                        (row + padding + width).update(repeating: 0, count: phaseWidth - padding - width)
+                    } else {
+                        for j in 0..<phaseWidth {
+                            let xx = j * stride + phase - padding
+                            row[j] = xx >= 0 && xx < width ? line[xx] : 0
                         }
                     }
                 }
             }
-            initialized = count
         }
     }
+
 }

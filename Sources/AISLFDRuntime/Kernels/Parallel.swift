@@ -1,13 +1,16 @@
 import COpenBLAS
 import Dispatch
+import Foundation
 
 /// How many threads the runtime uses. Work is split into independent
 /// pieces (bands of output rows, blocks of attention rows) run by
 /// `concurrentPerform`; each piece calls a single-threaded OpenBLAS, so
 /// no thread pool waits or yields while the rest of the work runs.
 public enum RuntimeThreads {
+    /// The processor count, or the environment variable AISLFD_THREADS.
     nonisolated(unsafe) public private(set) static var count: Int = {
         openblas_set_num_threads(1)
+        if let text = ProcessInfo.processInfo.environment["AISLFD_THREADS"], let n = Int(text), n > 0 { return min(n, 256) }
         return max(1, Int(openblas_get_num_procs()))
     }()
 
