@@ -1,0 +1,38 @@
+import AISLFDCore
+import AISLFDRuntime
+import AISLFDVerify
+import ArgumentParser
+
+/// `aislfd-verify MODEL --reference REF.npz`: parity against PyTorch.
+public struct VerifyCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "aislfd-verify",
+        abstract: "Run a model on a PyTorch reference's inputs and check every output against it.",
+        discussion: """
+        Tolerances follow the precision the weights are stored in (docs/verification.md): fp32 maps within \
+        1e-4 of their largest value and keypoint cosines >= 0.99999; fp16 cosines >= 0.99995 and \
+        nearest-neighbour agreement >= 0.99; int8 cosines >= 0.998 (kp_desc) and 0.999 (kp_meta), \
+        agreement >= 0.95. Exit status 1 when any decisive figure is out of tolerance.
+        """)
+
+    @Argument(help: "A .aisw model or a source weights file.")
+    var model: String
+
+    @Option(help: "Reference NPZ written by tools/make_reference.py.")
+    var reference: String
+
+    @Flag(name: .customLong("per-layer"), help: "Also compare the reference's act.* activations and name the first layer out of tolerance.")
+    var perLayer = false
+
+    @OptionGroup var architecture: ArchitectureOption
+    @OptionGroup var format: OutputOptions
+
+    public init() {}
+
+    public func run() throws {
+        let loaded = try ModelFile.load(path: model, architecture: architecture.id)
+        let report = try Verifier.verify(loaded, referencePath: reference, perLayer: perLayer)
+        Output.print(format.json ? try Output.json(report) : report.humanReadable)
+        if !report.pass { throw CommandFailure(.invalid) }
+    }
+}
