@@ -254,7 +254,8 @@ def main():
             onnx_path = tmp / f'{arch}.onnx'
             export_onnx.export(WEIGHTS[arch], onnx_path, arch, args.height, args.width)
             common = ['--image', str(image_path), '--repeat', str(args.repeat), '--threads', str(args.threads)]
-            swift = [str(swift_bin / 'aislfd-run'), str(WEIGHTS[arch]), str(image_path), '--repeat', str(args.repeat)]
+            swift = [str(swift_bin / 'aislfd-run'), str(WEIGHTS[arch]), str(image_path), '--repeat', str(args.repeat),
+                     '--threads', str(args.threads)]
             engines.append(Engine('swift fp32', arch, swift + ['-o', str(tmp / f'{arch}.swift.npz')], env, parse_swift,
                                   save=tmp / f'{arch}.swift.npz'))
             engines.append(Engine('pytorch', arch, [python, __file__, '--worker', 'torch', '--weights', str(WEIGHTS[arch]),
@@ -276,6 +277,7 @@ def main():
                     npz = tmp / f'{arch}.swift-{precision}.npz'
                     engine = Engine(f'swift {precision}', arch,
                                     [str(swift_bin / 'aislfd-run'), str(aisw), str(image_path), '--repeat', str(args.repeat),
+                                     '--threads', str(args.threads),
                                      '-o', str(npz)], env, parse_swift, save=npz)
                     if code != 0:
                         engine.error = f'aislfd-convert failed: {(err or out).strip()}'

@@ -25,48 +25,48 @@ enum NetVLADKernel {
             for k in 0..<clusters { assignment[k * plane + p] /= sum }
         }
         let tiles = grid * grid
-        var vlads = [[Float]](repeating: [], count: tiles)
+        // One VLAD vector per tile, k-major; (tile, cluster) pairs run in parallel
+        // (9 tiles alone would leave one of two threads idle a ninth of the time).
+        var vlads = [Float](repeating: 0, count: tiles * dimension)
         x.values.withUnsafeBufferPointer { xs in
             assignment.withUnsafeBufferPointer { a in
                 vlads.withUnsafeMutableBufferPointer { results in
                     let results = results
-                    RuntimeThreads.forEachChunk(tiles) { range in
-                        for t in range {
+                    RuntimeThreads.forEachChunk(tiles * clusters) { range in
+                        for item in range {
+                            let t = item / clusters, k = item % clusters
                             let ty = t / grid, tx = t % grid
-                            var v = [Float](repeating: 0, count: dimension)
-                            for k in 0..<clusters {
-                                for d in 0..<channels {
-                                    let centroid = centroids[k * channels + d]
-                                    var sum: Double = 0
-                                    for y in (ty * tileH)..<((ty + 1) * tileH) {
-                                        let row = y * x.width
-                                        for xx in (tx * tileW)..<((tx + 1) * tileW) {
-                                            let p = row + xx
-                                            sum += Double(a[k * plane + p] * (xs[d * plane + p] - centroid))
-                                        }
+                            let v = results.baseAddress! + t * dimension + k * channels
+                            for d in 0..<channels {
+                                let centroid = centroids[k * channels + d]
+                                var sum: Double = 0
+                                for y in (ty * tileH)..<((ty + 1) * tileH) {
+                                    let row = y * x.width
+                                    for xx in (tx * tileW)..<((tx + 1) * tileW) {
+                                        let p = row + xx
+                                        sum += Double(a[k * plane + p] * (xs[d * plane + p] - centroid))
                                     }
-                                    v[k * channels + d] = Float(sum)
                                 }
-                                normalize(&v, range: (k * channels)..<((k + 1) * channels))
+                                v[d] = Float(sum)
                             }
-                            normalize(&v, range: 0..<dimension)
-                            results[t] = v
+                            normalize(v, count: channels)
                         }
                     }
                 }
             }
         }
         for t in 0..<tiles {
-            for i in 0..<dimension { out.values[i * tiles + t] = vlads[t][i] }
+            vlads.withUnsafeMutableBufferPointer { normalize($0.baseAddress! + t * dimension, count: dimension) }
+            for i in 0..<dimension { out.values[i * tiles + t] = vlads[t * dimension + i] }
         }
         return out
     }
 
-    /// `F.normalize` of `v[range]`.
-    static func normalize(_ v: inout [Float], range: Range<Int>) {
+    /// `F.normalize` of `count` floats.
+    static func normalize(_ v: UnsafeMutablePointer<Float>, count: Int) {
         var sum: Double = 0
-        for i in range { sum += Double(v[i]) * Double(v[i]) }
+        for i in 0..<count { sum += Double(v[i]) * Double(v[i]) }
         let norm = max(Float(sum.squareRoot()), 1e-12)
-        for i in range { v[i] /= norm }
+        for i in 0..<count { v[i] /= norm }
     }
 }
