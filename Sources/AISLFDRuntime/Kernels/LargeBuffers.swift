@@ -1,3 +1,4 @@
+import Foundation
 #if os(Linux)
 import Glibc
 #endif
@@ -30,5 +31,30 @@ enum LargeBuffers {
         // Only advice: where it is refused the pages are ordinary ones.
         _ = madvise(aligned, Int(end - first), MADV_HUGEPAGE)
         #endif
+    }
+}
+
+/// One float array kept between calls of a layer. `take` hands it out when it
+/// has the size asked for (else a fresh one); `keep` stores the array the
+/// layer returned. If the previous result is still referenced (by a caller's
+/// outputs), writing into the array copies it first (copy-on-write), so the
+/// caller's values never change. Safe for concurrent forward passes: a second
+/// caller while the buffer is out simply gets a fresh array.
+final class ReusableBuffer: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: [Float] = []
+
+    func take(count: Int) -> [Float] {
+        lock.lock()
+        var array: [Float] = []
+        if stored.count == count { swap(&array, &stored) }
+        lock.unlock()
+        return array.count == count ? array : LargeBuffers.uninitialized(count)
+    }
+
+    func keep(_ array: [Float]) {
+        lock.lock()
+        stored = array
+        lock.unlock()
     }
 }
