@@ -18,12 +18,17 @@ TARGET INLINE __m256 epilogue(__m256 v, const ckernels_epilogue *e, int i) {
     return v;
 }
 
-/// Half a panel (4 rows, from row `half`) times 16 positions: 8 accumulators.
+/// Half a panel (4 rows, from row `half`) times 16 positions: 8 accumulators,
+/// the products summed in blocks of 128 (a two-level sum). Unless `first`,
+/// the result is added to the partial sums already in C; only the `last`
+/// call applies the epilogue.
 TARGET INLINE void tile(const int masked, int k, const float *a, const float *b, const ptrdiff_t *off, float *c,
-                        ptrdiff_t ldc, int valid_rows, const __m256i *mask, const ckernels_epilogue *e, int row0) {
+                        ptrdiff_t ldc, int valid_rows, const __m256i *mask, const ckernels_epilogue *e, int row0,
+                        int first, int last) {
     for (int half = 0; half < ROWS; half += 4) {
         if (half >= valid_rows) break;
         __m256 sums[4][2];
+        for (int r = 0; r < 4; r++) sums[r][0] = sums[r][1] = _mm256_setzero_ps();
         for (int j0 = 0; j0 < k; j0 += CKERNELS_SUM_BLOCK) {
             int j1 = j0 + CKERNELS_SUM_BLOCK < k ? j0 + CKERNELS_SUM_BLOCK : k;
             __m256 acc[4][2];
@@ -46,17 +51,20 @@ TARGET INLINE void tile(const int masked, int k, const float *a, const float *b,
         for (int r = 0; r < 4; r++) {
             if (half + r >= valid_rows) break;
             for (int v = 0; v < 2; v++) {
-                __m256 out = epilogue(k > 0 ? sums[r][v] : _mm256_setzero_ps(), e, row0 + half + r);
-                if (masked) _mm256_maskstore_ps(c + (half + r) * ldc + 8 * v, mask[v], out);
-                else _mm256_storeu_ps(c + (half + r) * ldc + 8 * v, out);
+                float *cv = c + (half + r) * ldc + 8 * v;
+                __m256 out = first ? sums[r][v]
+                             : _mm256_add_ps(masked ? _mm256_maskload_ps(cv, mask[v]) : _mm256_loadu_ps(cv), sums[r][v]);
+                if (last) out = epilogue(out, e, row0 + half + r);
+                if (masked) _mm256_maskstore_ps(cv, mask[v], out);
+                else _mm256_storeu_ps(cv, out);
             }
         }
     }
 }
 
 #define TILE_ARGS int k, const float *a, const float *b, const ptrdiff_t *off, float *c, ptrdiff_t ldc, \
-                  int valid_rows, const __m256i *mask, const ckernels_epilogue *e, int row0
-#define TILE_PASS k, a, b, off, c, ldc, valid_rows, mask, e, row0
+                  int valid_rows, const __m256i *mask, const ckernels_epilogue *e, int row0, int first, int last
+#define TILE_PASS k, a, b, off, c, ldc, valid_rows, mask, e, row0, first, last
 TARGET __attribute__((noinline)) static void tile16(TILE_ARGS) { tile(0, TILE_PASS); }
 TARGET __attribute__((noinline)) static void tile16_masked(TILE_ARGS) { tile(1, TILE_PASS); }
 
@@ -64,24 +72,36 @@ TARGET static __m256i lanes(int count) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+/// Groups of 16 panels; grid rows; 16 positions; panels. Half a panel's tile
+/// reads twice the B values per product that AVX-512's does, so when the
+/// product is long and C small (attention's A V: 128 x 32 results over 4800
+/// products) the products are also split into blocks of 128 whose B values
+/// stay in L1 while every panel passes, with the partial sums kept in C.
 TARGET void ckernels_gemm_avx2(int m, int rows, int n, int k, const float *packed, const float *b,
                                ptrdiff_t b_grid_row, const ptrdiff_t *b_offsets, float *c, ptrdiff_t c_matrix_row,
                                ptrdiff_t c_grid_row, const ckernels_epilogue *e) {
     int panels = (m + ROWS - 1) / ROWS;
+    int small_c = (size_t)m * rows * n <= CKERNELS_SMALL_RESULT;
+    int block = small_c && k > CKERNELS_SUM_BLOCK ? CKERNELS_SUM_BLOCK : (k > 0 ? k : 1);
     for (int g0 = 0; g0 < panels; g0 += CKERNELS_PANEL_GROUP) {
         int g1 = g0 + CKERNELS_PANEL_GROUP < panels ? g0 + CKERNELS_PANEL_GROUP : panels;
-        for (int r = 0; r < rows; r++) {
-            for (int x = 0; x < n; x += 16) {
-                int left = n - x;
-                __m256i mask[2] = {lanes(left), lanes(left - 8)};
-                const float *bx = b + r * b_grid_row + x;
-                for (int p = g0; p < g1; p++) {
-                    int row0 = p * ROWS;
-                    (left >= 16 ? tile16 : tile16_masked)(k, packed + (size_t)row0 * k, bx, b_offsets,
-                                                        c + row0 * c_matrix_row + r * c_grid_row + x, c_matrix_row,
-                                                        m - row0, mask, e, row0);
+        for (int j0 = 0; j0 < k || j0 == 0; j0 += block) {
+            int count = k - j0 < block ? k - j0 : block;
+            int first = j0 == 0, last = j0 + block >= k;
+            for (int r = 0; r < rows; r++) {
+                for (int x = 0; x < n; x += 16) {
+                    int left = n - x;
+                    __m256i mask[2] = {lanes(left), lanes(left - 8)};
+                    const float *bx = b + r * b_grid_row + x;
+                    for (int p = g0; p < g1; p++) {
+                        int row0 = p * ROWS;
+                        (left >= 16 ? tile16 : tile16_masked)(count, packed + (size_t)row0 * k + (size_t)j0 * ROWS, bx,
+                                                            b_offsets + j0, c + row0 * c_matrix_row + r * c_grid_row + x,
+                                                            c_matrix_row, m - row0, mask, e, row0, first, last);
+                    }
                 }
             }
+            if (k <= 0) break;
         }
     }
 }
@@ -104,23 +124,47 @@ TARGET INLINE __m256 exp256(__m256 x) {
     return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(bits, 23)));
 }
 
+/// Columns x .. x + 32 of the softmax. Masked loads and stores only where
+/// `masked` (the last columns): AMD executes VMASKMOVPS stores slowly.
+TARGET INLINE void exp_chunk(const int masked, float *s, int rows, ptrdiff_t row_stride, const __m256i *masks,
+                             float *inverse_sums) {
+    __m256 m[4];
+    for (int v = 0; v < 4; v++) m[v] = _mm256_set1_ps(-INFINITY);
+    for (int r = 0; r < rows; r++)
+        for (int v = 0; v < 4; v++) {
+            const float *p = s + r * row_stride + 8 * v;
+            // Masked-off lanes load 0; blending keeps them out of the maximum.
+            __m256 x = masked ? _mm256_blendv_ps(m[v], _mm256_maskload_ps(p, masks[v]), _mm256_castsi256_ps(masks[v]))
+                              : _mm256_loadu_ps(p);
+            m[v] = _mm256_max_ps(m[v], x);
+        }
+    // Sums of 64 rows at a time, then added up: a two-level sum (registers
+    // are too few for several partial sums of four registers each).
+    __m256 sums[4];
+    for (int v = 0; v < 4; v++) sums[v] = _mm256_setzero_ps();
+    for (int r0 = 0; r0 < rows; r0 += 64) {
+        int r1 = r0 + 64 < rows ? r0 + 64 : rows;
+        __m256 part[4];
+        for (int v = 0; v < 4; v++) part[v] = _mm256_setzero_ps();
+        for (int r = r0; r < r1; r++)
+            for (int v = 0; v < 4; v++) {
+                float *p = s + r * row_stride + 8 * v;
+                __m256 e = exp256(_mm256_sub_ps(masked ? _mm256_maskload_ps(p, masks[v]) : _mm256_loadu_ps(p), m[v]));
+                if (masked) _mm256_maskstore_ps(p, masks[v], e);
+                else _mm256_storeu_ps(p, e);
+                part[v] = _mm256_add_ps(part[v], e);
+            }
+        for (int v = 0; v < 4; v++) sums[v] = _mm256_add_ps(sums[v], part[v]);
+    }
+    for (int v = 0; v < 4; v++)
+        _mm256_maskstore_ps(inverse_sums + 8 * v, masks[v], _mm256_div_ps(_mm256_set1_ps(1), sums[v]));
+}
+
 TARGET void ckernels_exp_columns_avx2(float *s, int rows, int n, ptrdiff_t row_stride, float *inverse_sums) {
-    for (int x = 0; x < n; x += 8) {
-        __m256i mask = lanes(n - x);
-        __m256 m = _mm256_set1_ps(-INFINITY);
-        for (int r = 0; r < rows; r++) {
-            __m256 v = _mm256_maskload_ps(s + r * row_stride + x, mask);
-            m = _mm256_blendv_ps(m, _mm256_max_ps(m, v), _mm256_castsi256_ps(mask));
-        }
-        __m256 sums[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-        for (int r = 0; r < rows; r++) {
-            float *p = s + r * row_stride + x;
-            __m256 v = exp256(_mm256_sub_ps(_mm256_maskload_ps(p, mask), m));
-            _mm256_maskstore_ps(p, mask, v);
-            sums[r & 3] = _mm256_add_ps(sums[r & 3], v);
-        }
-        __m256 sum = _mm256_add_ps(_mm256_add_ps(sums[0], sums[1]), _mm256_add_ps(sums[2], sums[3]));
-        _mm256_maskstore_ps(inverse_sums + x, mask, _mm256_div_ps(_mm256_set1_ps(1), sum));
+    for (int x = 0; x < n; x += 32) {
+        __m256i masks[4] = {lanes(n - x), lanes(n - x - 8), lanes(n - x - 16), lanes(n - x - 24)};
+        if (n - x >= 32) exp_chunk(0, s + x, rows, row_stride, masks, inverse_sums + x);
+        else exp_chunk(1, s + x, rows, row_stride, masks, inverse_sums + x);
     }
 }
 #endif

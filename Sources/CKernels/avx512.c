@@ -109,21 +109,40 @@ TARGET INLINE __m512 exp512(__m512 x) {
     return _mm512_mul_ps(p, _mm512_castsi512_ps(_mm512_slli_epi32(bits, 23)));
 }
 
-TARGET void ckernels_exp_columns_avx512(float *s, int rows, int n, ptrdiff_t row_stride, float *inverse_sums) {
-    for (int x = 0; x < n; x += 16) {
-        __mmask16 mask = lanes(n - x);
-        __m512 m = _mm512_set1_ps(-INFINITY);
-        for (int r = 0; r < rows; r++) m = _mm512_max_ps(m, _mm512_mask_loadu_ps(m, mask, s + r * row_stride + x));
-        // Four partial sums (rows mod 4): shorter dependency chains, smaller rounding error.
-        __m512 sums[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-        for (int r = 0; r < rows; r++) {
-            float *p = s + r * row_stride + x;
-            __m512 v = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, p), m));
-            _mm512_mask_storeu_ps(p, mask, v);
-            sums[r & 3] = _mm512_add_ps(sums[r & 3], v);
+/// Columns x .. x + 16 * vectors of the softmax (masked: only the lanes in masks[]).
+TARGET INLINE void exp_chunk(const int vectors, const int masked, float *s, int rows, ptrdiff_t row_stride,
+                             const __mmask16 *masks, float *inverse_sums) {
+    __m512 m[2];
+    for (int v = 0; v < vectors; v++) m[v] = _mm512_set1_ps(-INFINITY);
+    for (int r = 0; r < rows; r++)
+        for (int v = 0; v < vectors; v++) {
+            const float *p = s + r * row_stride + 16 * v;
+            m[v] = _mm512_max_ps(m[v], masked ? _mm512_mask_loadu_ps(m[v], masks[v], p) : _mm512_loadu_ps(p));
         }
-        __m512 sum = _mm512_add_ps(_mm512_add_ps(sums[0], sums[1]), _mm512_add_ps(sums[2], sums[3]));
-        _mm512_mask_storeu_ps(inverse_sums + x, mask, _mm512_div_ps(_mm512_set1_ps(1), sum));
+    // Four partial sums per register (rows mod 4): shorter dependency chains, smaller rounding error.
+    __m512 sums[4][2];
+    for (int i = 0; i < 4; i++)
+        for (int v = 0; v < vectors; v++) sums[i][v] = _mm512_setzero_ps();
+    for (int r = 0; r < rows; r++)
+        for (int v = 0; v < vectors; v++) {
+            float *p = s + r * row_stride + 16 * v;
+            __m512 e = exp512(_mm512_sub_ps(masked ? _mm512_maskz_loadu_ps(masks[v], p) : _mm512_loadu_ps(p), m[v]));
+            if (masked) _mm512_mask_storeu_ps(p, masks[v], e);
+            else _mm512_storeu_ps(p, e);
+            sums[r & 3][v] = _mm512_add_ps(sums[r & 3][v], e);
+        }
+    for (int v = 0; v < vectors; v++) {
+        __m512 sum = _mm512_add_ps(_mm512_add_ps(sums[0][v], sums[1][v]), _mm512_add_ps(sums[2][v], sums[3][v]));
+        _mm512_mask_storeu_ps(inverse_sums + 16 * v, masks[v], _mm512_div_ps(_mm512_set1_ps(1), sum));
+    }
+}
+
+TARGET void ckernels_exp_columns_avx512(float *s, int rows, int n, ptrdiff_t row_stride, float *inverse_sums) {
+    // 32 columns per pass over the rows: whole cache lines of a 32-wide block.
+    for (int x = 0; x < n; x += 32) {
+        __mmask16 masks[2] = {lanes(n - x), lanes(n - x - 16)};
+        if (n - x >= 32) exp_chunk(2, 0, s + x, rows, row_stride, masks, inverse_sums + x);
+        else exp_chunk(2, 1, s + x, rows, row_stride, masks, inverse_sums + x);
     }
 }
 #endif

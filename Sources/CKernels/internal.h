@@ -24,6 +24,9 @@ void ckernels_exp_columns_avx2(float *s, int rows, int n, ptrdiff_t row_stride, 
 /// roundings deep instead of sqrt(K)).
 #define CKERNELS_SUM_BLOCK 128
 
+/// Results (floats) few enough to keep partial sums in cache (see avx2.c).
+#define CKERNELS_SMALL_RESULT (16 * 1024)
+
 /// Offsets ahead whose data is prefetched: one input channel of a 3x3 kernel.
 #define CKERNELS_PREFETCH_AHEAD 9
 

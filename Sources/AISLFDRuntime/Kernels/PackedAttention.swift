@@ -24,8 +24,10 @@ enum PackedAttention {
         // K^T: row j (a key) is column j of the C x N map.
         key.values.withUnsafeBufferPointer { ckernels_pack($0.baseAddress!, 1, n, Int32(n), Int32(c), scale, packedKeys.baseAddress!) }
         value.values.withUnsafeBufferPointer { ckernels_pack($0.baseAddress!, n, 1, Int32(cv), Int32(n), 1, packedValues.baseAddress!) }
-        // Row ch of a query block is query[ch, i0..]; row j of S^T is blockWidth floats.
-        let queryOffsets = (0..<c).map { $0 * n }
+        // A query block is copied to C rows of blockWidth floats (read from 128
+        // rows a page apart, every product would miss the TLB); row j of S^T is
+        // blockWidth floats too.
+        let queryOffsets = (0..<c).map { $0 * blockWidth }
         let scoreOffsets = (0..<n).map { $0 * blockWidth }
         let lvl = Int32(level.rawValue)
         query.values.withUnsafeBufferPointer { q in
@@ -36,12 +38,14 @@ enum PackedAttention {
                         RuntimeThreads.forEachChunk(blocks) { blockRange in
                             let scores = UnsafeMutablePointer<Float>.allocate(capacity: n * blockWidth)
                             let inverseSums = UnsafeMutablePointer<Float>.allocate(capacity: blockWidth)
-                            defer { scores.deallocate(); inverseSums.deallocate() }
+                            let queryBlock = UnsafeMutablePointer<Float>.allocate(capacity: c * blockWidth)
+                            defer { scores.deallocate(); inverseSums.deallocate(); queryBlock.deallocate() }
                             var none = ckernels_epilogue()
                             for block in blockRange {
                                 let i0 = block * blockWidth, width = min(blockWidth, n - i0)
+                                for ch in 0..<c { (queryBlock + ch * blockWidth).update(from: q + ch * n + i0, count: width) }
                                 // S^T[j][i] = sum_ch (scale K)[ch][j] Q[ch][i0 + i]
-                                ckernels_gemm(lvl, Int32(n), 1, Int32(width), Int32(c), packedKeys.baseAddress!, q + i0, 0,
+                                ckernels_gemm(lvl, Int32(n), 1, Int32(width), Int32(c), packedKeys.baseAddress!, queryBlock, 0,
                                               queryOffsets.baseAddress!, scores, blockWidth, 0, &none)
                                 ckernels_exp_columns(lvl, scores, Int32(n), Int32(width), blockWidth, inverseSums)
                                 // out[ch][i0 + i] = sum_j V[ch][j] E^T[j][i], then / the column's sum.
