@@ -1,5 +1,5 @@
-// AVX2 kernels: half a panel (4 rows) times 16 positions (two registers) in 8
-// accumulators, twice per panel; positions past the end are masked off.
+// AVX2 kernels: a panel of 6 rows times 16 positions (two registers) in 12 of
+// the 16 registers; positions past the end are masked off.
 #include "internal.h"
 
 #ifdef CKERNELS_X86
@@ -8,7 +8,7 @@
 
 #define TARGET __attribute__((target("avx2,fma")))
 #define INLINE static inline __attribute__((always_inline))
-#define ROWS CKERNELS_PANEL_ROWS
+#define ROWS CKERNELS_AVX2_PANEL_ROWS
 
 TARGET INLINE __m256 epilogue(__m256 v, const ckernels_epilogue *e, int i) {
     if (e->scale) v = _mm256_mul_ps(v, _mm256_set1_ps(e->scale[i]));
@@ -18,46 +18,43 @@ TARGET INLINE __m256 epilogue(__m256 v, const ckernels_epilogue *e, int i) {
     return v;
 }
 
-/// Half a panel (4 rows, from row `half`) times 16 positions: 8 accumulators,
-/// the products summed in blocks of 128 (a two-level sum). Unless `first`,
-/// the result is added to the partial sums already in C; only the `last`
-/// call applies the epilogue.
+/// A panel of 6 rows times 16 positions: 12 accumulators, the products
+/// summed in blocks of 128 (a two-level sum). Unless `first`, the result is
+/// added to the partial sums already in C; only the `last` call applies the
+/// epilogue.
 TARGET INLINE void tile(const int masked, int k, const float *a, const float *b, const ptrdiff_t *off, float *c,
                         ptrdiff_t ldc, int valid_rows, const __m256i *mask, const ckernels_epilogue *e, int row0,
                         int first, int last) {
-    for (int half = 0; half < ROWS; half += 4) {
-        if (half >= valid_rows) break;
-        __m256 sums[4][2];
-        for (int r = 0; r < 4; r++) sums[r][0] = sums[r][1] = _mm256_setzero_ps();
-        for (int j0 = 0; j0 < k; j0 += CKERNELS_SUM_BLOCK) {
-            int j1 = j0 + CKERNELS_SUM_BLOCK < k ? j0 + CKERNELS_SUM_BLOCK : k;
-            __m256 acc[4][2];
-            for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-            for (int j = j0; j < j1; j++) {
-                const float *bj = b + off[j];
-                if (j + CKERNELS_PREFETCH_AHEAD < k) _mm_prefetch((const char *)(b + off[j + CKERNELS_PREFETCH_AHEAD]), _MM_HINT_T0);
-                __m256 b0 = masked ? _mm256_maskload_ps(bj, mask[0]) : _mm256_loadu_ps(bj);
-                __m256 b1 = masked ? _mm256_maskload_ps(bj + 8, mask[1]) : _mm256_loadu_ps(bj + 8);
-                const float *aj = a + j * ROWS + half;
-                for (int r = 0; r < 4; r++) {
-                    __m256 w = _mm256_broadcast_ss(aj + r);
-                    acc[r][0] = _mm256_fmadd_ps(w, b0, acc[r][0]);
-                    acc[r][1] = _mm256_fmadd_ps(w, b1, acc[r][1]);
-                }
+    __m256 sums[ROWS][2];
+    for (int r = 0; r < ROWS; r++) sums[r][0] = sums[r][1] = _mm256_setzero_ps();
+    for (int j0 = 0; j0 < k; j0 += CKERNELS_SUM_BLOCK) {
+        int j1 = j0 + CKERNELS_SUM_BLOCK < k ? j0 + CKERNELS_SUM_BLOCK : k;
+        __m256 acc[ROWS][2];
+        for (int r = 0; r < ROWS; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+        for (int j = j0; j < j1; j++) {
+            const float *bj = b + off[j];
+            if (j + CKERNELS_PREFETCH_AHEAD < k) _mm_prefetch((const char *)(b + off[j + CKERNELS_PREFETCH_AHEAD]), _MM_HINT_T0);
+            __m256 b0 = masked ? _mm256_maskload_ps(bj, mask[0]) : _mm256_loadu_ps(bj);
+            __m256 b1 = masked ? _mm256_maskload_ps(bj + 8, mask[1]) : _mm256_loadu_ps(bj + 8);
+            const float *aj = a + j * ROWS;
+            for (int r = 0; r < ROWS; r++) {
+                __m256 w = _mm256_broadcast_ss(aj + r);
+                acc[r][0] = _mm256_fmadd_ps(w, b0, acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(w, b1, acc[r][1]);
             }
-            for (int r = 0; r < 4; r++)
-                for (int v = 0; v < 2; v++) sums[r][v] = j0 == 0 ? acc[r][v] : _mm256_add_ps(sums[r][v], acc[r][v]);
         }
-        for (int r = 0; r < 4; r++) {
-            if (half + r >= valid_rows) break;
-            for (int v = 0; v < 2; v++) {
-                float *cv = c + (half + r) * ldc + 8 * v;
-                __m256 out = first ? sums[r][v]
-                             : _mm256_add_ps(masked ? _mm256_maskload_ps(cv, mask[v]) : _mm256_loadu_ps(cv), sums[r][v]);
-                if (last) out = epilogue(out, e, row0 + half + r);
-                if (masked) _mm256_maskstore_ps(cv, mask[v], out);
-                else _mm256_storeu_ps(cv, out);
-            }
+        for (int r = 0; r < ROWS; r++)
+            for (int v = 0; v < 2; v++) sums[r][v] = j0 == 0 ? acc[r][v] : _mm256_add_ps(sums[r][v], acc[r][v]);
+    }
+    for (int r = 0; r < ROWS; r++) {
+        if (r >= valid_rows) break;
+        for (int v = 0; v < 2; v++) {
+            float *cv = c + r * ldc + 8 * v;
+            __m256 out = first ? sums[r][v]
+                         : _mm256_add_ps(masked ? _mm256_maskload_ps(cv, mask[v]) : _mm256_loadu_ps(cv), sums[r][v]);
+            if (last) out = epilogue(out, e, row0 + r);
+            if (masked) _mm256_maskstore_ps(cv, mask[v], out);
+            else _mm256_storeu_ps(cv, out);
         }
     }
 }

@@ -8,7 +8,7 @@
 
 #define TARGET __attribute__((target("avx512f,avx512vl,avx2,fma")))
 #define INLINE static inline __attribute__((always_inline))
-#define ROWS CKERNELS_PANEL_ROWS
+#define ROWS CKERNELS_AVX512_PANEL_ROWS
 
 TARGET INLINE __m512 epilogue(__m512 v, const ckernels_epilogue *e, int i) {
     if (e->scale) v = _mm512_mul_ps(v, _mm512_set1_ps(e->scale[i]));

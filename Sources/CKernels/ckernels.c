@@ -12,20 +12,30 @@ int ckernels_simd_level(void) {
     return 0;
 }
 
-size_t ckernels_packed_count(int m, int k) {
-    size_t panels = ((size_t)m + CKERNELS_PANEL_ROWS - 1) / CKERNELS_PANEL_ROWS;
-    return panels * CKERNELS_PANEL_ROWS * (size_t)k;
+int ckernels_panel_rows(int level) {
+#ifdef CKERNELS_X86
+    if (level == 1) return CKERNELS_AVX2_PANEL_ROWS;
+    if (level >= 2) return CKERNELS_AVX512_PANEL_ROWS;
+#endif
+    (void)level;
+    return CKERNELS_PORTABLE_PANEL_ROWS;
 }
 
-void ckernels_pack(const float *a, ptrdiff_t row_stride, ptrdiff_t column_stride, int m, int k, float scale,
-                   float *packed) {
-    int panels = (m + CKERNELS_PANEL_ROWS - 1) / CKERNELS_PANEL_ROWS;
+size_t ckernels_packed_count(int level, int m, int k) {
+    size_t rows = (size_t)ckernels_panel_rows(level);
+    return ((size_t)m + rows - 1) / rows * rows * (size_t)k;
+}
+
+void ckernels_pack(int level, const float *a, ptrdiff_t row_stride, ptrdiff_t column_stride, int m, int k,
+                   float scale, float *packed) {
+    int rows = ckernels_panel_rows(level);
+    int panels = (m + rows - 1) / rows;
     for (int p = 0; p < panels; p++) {
-        float *out = packed + (size_t)p * CKERNELS_PANEL_ROWS * k;
+        float *out = packed + (size_t)p * rows * k;
         for (int j = 0; j < k; j++) {
-            for (int r = 0; r < CKERNELS_PANEL_ROWS; r++) {
-                int i = p * CKERNELS_PANEL_ROWS + r;
-                out[j * CKERNELS_PANEL_ROWS + r] = i < m ? a[i * row_stride + j * column_stride] * scale : 0;
+            for (int r = 0; r < rows; r++) {
+                int i = p * rows + r;
+                out[j * rows + r] = i < m ? a[i * row_stride + j * column_stride] * scale : 0;
             }
         }
     }
@@ -44,12 +54,13 @@ static void gemm_portable(int m, int rows, int n, int k, const float *packed, co
                           const ptrdiff_t *b_offsets, float *c, ptrdiff_t c_matrix_row, ptrdiff_t c_grid_row,
                           const ckernels_epilogue *e) {
     for (int i = 0; i < m; i++) {
-        const float *panel = packed + (size_t)(i / CKERNELS_PANEL_ROWS) * CKERNELS_PANEL_ROWS * k + i % CKERNELS_PANEL_ROWS;
+        const int rows_per_panel = CKERNELS_PORTABLE_PANEL_ROWS;
+        const float *panel = packed + (size_t)(i / rows_per_panel) * rows_per_panel * k + i % rows_per_panel;
         for (int r = 0; r < rows; r++) {
             for (int x = 0; x < n; x++) {
                 const float *bx = b + r * b_grid_row + x;
                 float sum = 0;
-                for (int j = 0; j < k; j++) sum += panel[j * CKERNELS_PANEL_ROWS] * bx[b_offsets[j]];
+                for (int j = 0; j < k; j++) sum += panel[j * rows_per_panel] * bx[b_offsets[j]];
                 c[i * c_matrix_row + r * c_grid_row + x] = apply_epilogue(sum, e, i);
             }
         }

@@ -26,9 +26,10 @@ final class DirectConvolution: Convolution {
         self.level = level
         self.bandPositions = bandPositions
         let k = geometry.inChannels * geometry.kernel * geometry.kernel
-        let packed = UnsafeMutableBufferPointer<Float>.allocate(capacity: ckernels_packed_count(Int32(geometry.outChannels), Int32(k)))
+        let lvl = Int32(level.rawValue)
+        let packed = UnsafeMutableBufferPointer<Float>.allocate(capacity: ckernels_packed_count(lvl, Int32(geometry.outChannels), Int32(k)))
         weight.withUnsafeBufferPointer { w in
-            ckernels_pack(w.baseAddress!, k, 1, Int32(geometry.outChannels), Int32(k), 1, packed.baseAddress!)
+            ckernels_pack(lvl, w.baseAddress!, k, 1, Int32(geometry.outChannels), Int32(k), 1, packed.baseAddress!)
         }
         self.packed = packed
         let parts = [e.scale, e.bias, e.post?.scale, e.post?.shift]

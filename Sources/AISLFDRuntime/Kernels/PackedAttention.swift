@@ -18,18 +18,18 @@ enum PackedAttention {
         guard n > 0 else { return out }
         let blockWidth = max(1, min(widestBlock, budget / n))
         let blocks = (n + blockWidth - 1) / blockWidth
-        let packedKeys = UnsafeMutableBufferPointer<Float>.allocate(capacity: ckernels_packed_count(Int32(n), Int32(c)))
-        let packedValues = UnsafeMutableBufferPointer<Float>.allocate(capacity: ckernels_packed_count(Int32(cv), Int32(n)))
+        let lvl = Int32(level.rawValue)
+        let packedKeys = UnsafeMutableBufferPointer<Float>.allocate(capacity: ckernels_packed_count(lvl, Int32(n), Int32(c)))
+        let packedValues = UnsafeMutableBufferPointer<Float>.allocate(capacity: ckernels_packed_count(lvl, Int32(cv), Int32(n)))
         defer { packedKeys.deallocate(); packedValues.deallocate() }
         // K^T: row j (a key) is column j of the C x N map.
-        key.values.withUnsafeBufferPointer { ckernels_pack($0.baseAddress!, 1, n, Int32(n), Int32(c), scale, packedKeys.baseAddress!) }
-        value.values.withUnsafeBufferPointer { ckernels_pack($0.baseAddress!, n, 1, Int32(cv), Int32(n), 1, packedValues.baseAddress!) }
+        key.values.withUnsafeBufferPointer { ckernels_pack(lvl, $0.baseAddress!, 1, n, Int32(n), Int32(c), scale, packedKeys.baseAddress!) }
+        value.values.withUnsafeBufferPointer { ckernels_pack(lvl, $0.baseAddress!, n, 1, Int32(cv), Int32(n), 1, packedValues.baseAddress!) }
         // A query block is copied to C rows of blockWidth floats (read from 128
         // rows a page apart, every product would miss the TLB); row j of S^T is
         // blockWidth floats too.
         let queryOffsets = (0..<c).map { $0 * blockWidth }
         let scoreOffsets = (0..<n).map { $0 * blockWidth }
-        let lvl = Int32(level.rawValue)
         query.values.withUnsafeBufferPointer { q in
             out.values.withUnsafeMutableBufferPointer { o in
                 let q = q.baseAddress!, o = o.baseAddress!

@@ -11,17 +11,19 @@
 /// What this CPU supports: 0 neither (or not x86-64), 1 AVX2 with FMA, 2 AVX-512F.
 int ckernels_simd_level(void);
 
-/// Rows per panel of a packed matrix.
-#define CKERNELS_PANEL_ROWS 8
+/// Rows per panel of a matrix packed for `level` (8 for AVX-512 and the
+/// portable loops, 6 for AVX2).
+int ckernels_panel_rows(int level);
 
-/// Floats taken by an m x k matrix once packed.
-size_t ckernels_packed_count(int m, int k);
+/// Floats taken by an m x k matrix once packed for `level`.
+size_t ckernels_packed_count(int level, int m, int k);
 
 /// Packs A (m x k; element (i, j) at a[i * row_stride + j * column_stride]),
-/// each value times `scale`, into panels of 8 rows: panel p holds, for each
-/// j, rows 8p .. 8p+7 next to each other (zeros past row m).
-void ckernels_pack(const float *a, ptrdiff_t row_stride, ptrdiff_t column_stride, int m, int k, float scale,
-                   float *packed);
+/// each value times `scale`, into panels of ckernels_panel_rows(level) rows:
+/// panel p holds, for each j, its rows next to each other (zeros past row m).
+/// A matrix packed for one level is multiplied at that level only.
+void ckernels_pack(int level, const float *a, ptrdiff_t row_stride, ptrdiff_t column_stride, int m, int k,
+                   float scale, float *packed);
 
 /// Applied to each result of row i before it is stored:
 /// v = v * scale[i] + bias[i]; v = max(v, 0) if relu; v = v * post_scale[i] + post_shift[i].
@@ -38,10 +40,11 @@ typedef struct {
 /// positions read from memory through offsets:
 ///   c[i * c_matrix_row + r * c_grid_row + x] =
 ///       epilogue_i( sum_j A[i][j] * b[r * b_grid_row + x + b_offsets[j]] )
-/// for i < m, r < rows, x < n. A is `packed` (ckernels_pack, m x k). A 3x3
+/// for i < m, r < rows, x < n. A is `packed` (ckernels_pack at the same
+/// level, m x k). A 3x3
 /// convolution reads its (padded) input through 9 * Cin offsets, a 1x1
 /// convolution through Cin offsets one plane apart; no im2col matrix exists.
-/// `level` is 1 or 2 (at most ckernels_simd_level()).
+/// `level` is at most ckernels_simd_level(); 0 runs plain loops.
 void ckernels_gemm(int level, int m, int rows, int n, int k, const float *packed, const float *b,
                    ptrdiff_t b_grid_row, const ptrdiff_t *b_offsets, float *c, ptrdiff_t c_matrix_row,
                    ptrdiff_t c_grid_row, const ckernels_epilogue *epilogue);
