@@ -1,7 +1,7 @@
 """Runner speed: the Swift runtime against PyTorch and onnxruntime, same weights,
 same image, same thread count, all in one run of this script.
 
-    /work/main/.venv/bin/python tools/bench_runtime.py [--rounds 3] [--repeat 5] [--threads 2]
+    /work/main/.venv/bin/python tools/bench_runtime.py [--rounds 5] [--repeat 3] [--threads 2]
         [--height 480] [--width 640] [--no-build] [--no-quantized] [--simd-levels] [--json OUT.json]
 
 What it does (from the repository root):
@@ -208,8 +208,8 @@ def relative_errors(run_path, reference_path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--rounds', type=int, default=3)
-    parser.add_argument('--repeat', type=int, default=5, help='timed passes per child')
+    parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument('--repeat', type=int, default=3, help='timed passes per child')
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--height', type=int, default=480)
     parser.add_argument('--width', type=int, default=640)

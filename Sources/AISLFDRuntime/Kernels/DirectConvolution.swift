@@ -91,9 +91,9 @@ final class DirectConvolution: Convolution {
         let g = geometry, s = g.stride
         let phaseWidth = (width + 2 * g.padding + s - 1) / s
         let rowsPerOutputRow = g.inChannels * s * s * phaseWidth
-        let threads = RuntimeThreads.count
+        // At least a few bands per thread (forEachChunk balances them), in a whole number per thread.
+        let threads = RuntimeThreads.count * RuntimeThreads.piecesPerThread
         var bandRows = bandPositions > 0 ? max(1, bandPositions / outW) : max(1, DirectConvolution.windowBudget / rowsPerOutputRow)
-        // A whole number of bands per thread, so no thread waits for the last one.
         let bands = min(outH, (((outH + bandRows - 1) / bandRows + threads - 1) / threads) * threads)
         bandRows = (outH + bands - 1) / bands
         let window = PaddedWindow(channels: g.inChannels, stride: s, padding: g.padding, kernel: g.kernel,
@@ -133,10 +133,12 @@ final class DirectConvolution: Convolution {
         }
     }
 
-    /// Splits `0..<count` positions into bands run in parallel.
+    /// Splits `0..<count` positions into bands run in parallel (multiples of
+    /// 32 positions, the kernels' tile, where possible).
     private func forEachBand(_ count: Int, _ body: (Range<Int>) -> Void) {
-        let perThread = (count + RuntimeThreads.count - 1) / RuntimeThreads.count
-        let band = bandPositions > 0 ? max(1, min(perThread, bandPositions)) : perThread
+        let pieces = RuntimeThreads.count * RuntimeThreads.piecesPerThread
+        let even = ((count + pieces - 1) / pieces + 31) / 32 * 32
+        let band = bandPositions > 0 ? max(1, min(even, bandPositions)) : even
         let bands = (count + band - 1) / band
         RuntimeThreads.forEachChunk(bands) { range in
             for i in range { body((i * band)..<min(count, (i + 1) * band)) }
