@@ -2,44 +2,37 @@
 /// a block (rows x N) are the only N-sized buffer, so memory grows with
 /// N * block * threads. Each block's score rows are complete, so its softmax
 /// is the exact one (no running rescaling needed). Threads take runs of blocks.
+/// The portable path (OpenBLAS); CKernels levels use PackedAttention.
 enum BlockAttention {
-    /// `query`, `key`, `value` are C x N (one position per column), as a
-    /// 1x1 convolution leaves them; so is the result.
-    static func apply(query: FeatureMap, key: FeatureMap, value: FeatureMap, scale: Float, budget: Int) -> FeatureMap {
-        let n = query.planeSize, c = query.channels, cv = value.channels
-        var out = FeatureMap.uninitialized(channels: cv, height: query.height, width: query.width)
+    /// `projections` holds query, key and value, each C x N (one position per
+    /// column), stacked as a 1x1 convolution leaves them; the result is C x N.
+    static func apply(_ projections: FeatureMap, scale: Float, budget: Int) -> FeatureMap {
+        let n = projections.planeSize, c = projections.channels / 3, cv = c
+        var out = FeatureMap.uninitialized(channels: cv, height: projections.height, width: projections.width)
         guard n > 0 else { return out }
-        let evenRows = (n + RuntimeThreads.count - 1) / RuntimeThreads.count
-        let blockRows = min(evenRows, max(16, budget / n))
+        let pieces = RuntimeThreads.count * RuntimeThreads.piecesPerThread
+        let blockRows = min((n + pieces - 1) / pieces, max(16, budget / n))
         let blocks = (n + blockRows - 1) / blockRows
-        query.values.withUnsafeBufferPointer { q in
-            key.values.withUnsafeBufferPointer { k in
-                value.values.withUnsafeBufferPointer { v in
-                    out.values.withUnsafeMutableBufferPointer { o in
-                        let o = o
-                        RuntimeThreads.forEachChunk(blocks) { blockRange in
-                            var scores = [Float](unsafeUninitializedCapacity: blockRows * n) { _, count in count = blockRows * n }
-                            var inverseSums = [Float](repeating: 0, count: blockRows)
-                            scores.withUnsafeMutableBufferPointer { s in
-                                for block in blockRange {
-                                    let row0 = block * blockRows, rows = min(blockRows, n - row0)
-                                    // S[rows x N] = Q[row0.., :] K^T: Q is stored C x N, hence transposed.
-                                    sgemm(transposeA: true, m: rows, n: n, k: c, alpha: scale,
-                                          a: q.baseAddress! + row0, lda: n, b: k.baseAddress!, ldb: n,
-                                          c: s.baseAddress!, ldc: n)
-                                    for r in 0..<rows { inverseSums[r] = 1 / expRow(s.baseAddress! + r * n, count: n) }
-                                    // out[:, row0..] (C x rows) = V (C x N) E^T, then each column
-                                    // divided by its row's sum: softmax's normalisation costs
-                                    // C x rows multiplications instead of a pass over the scores.
-                                    sgemm(transposeB: true, m: cv, n: rows, k: n,
-                                          a: v.baseAddress!, lda: n, b: s.baseAddress!, ldb: n,
-                                          c: o.baseAddress! + row0, ldc: n)
-                                    for ch in 0..<cv {
-                                        let column = o.baseAddress! + ch * n + row0
-                                        for r in 0..<rows { column[r] *= inverseSums[r] }
-                                    }
-                                }
-                            }
+        projections.values.withUnsafeBufferPointer { qkv in
+            out.values.withUnsafeMutableBufferPointer { o in
+                let q = qkv.baseAddress!, k = q + c * n, v = q + 2 * c * n, o = o.baseAddress!
+                RuntimeThreads.forEachChunk(blocks) { blockRange in
+                    let scores = UnsafeMutablePointer<Float>.allocate(capacity: blockRows * n)
+                    let inverseSums = UnsafeMutablePointer<Float>.allocate(capacity: blockRows)
+                    defer { scores.deallocate(); inverseSums.deallocate() }
+                    for block in blockRange {
+                        let row0 = block * blockRows, rows = min(blockRows, n - row0)
+                        // S[rows x N] = Q[row0.., :] K^T: Q is stored C x N, hence transposed.
+                        sgemm(transposeA: true, m: rows, n: n, k: c, alpha: scale,
+                              a: q + row0, lda: n, b: k, ldb: n, c: scores, ldc: n)
+                        for r in 0..<rows { inverseSums[r] = 1 / expRow(scores + r * n, count: n) }
+                        // out[:, row0..] (C x rows) = V (C x N) E^T, then each column
+                        // divided by its row's sum: softmax's normalisation costs
+                        // C x rows multiplications instead of a pass over the scores.
+                        sgemm(transposeB: true, m: cv, n: rows, k: n, a: v, lda: n, b: scores, ldb: n, c: o + row0, ldc: n)
+                        for ch in 0..<cv {
+                            let column = o + ch * n + row0
+                            for r in 0..<rows { column[r] *= inverseSums[r] }
                         }
                     }
                 }

@@ -117,11 +117,11 @@ struct CPUKernels: Kernels {
         NetVLADKernel.apply(normalized: x, logits: logits, centroids: centroids)
     }
 
-    func attention(query: FeatureMap, key: FeatureMap, value: FeatureMap, scale: Float) -> FeatureMap {
+    func attention(_ projections: FeatureMap, scale: Float) -> FeatureMap {
         if level == .portable {
-            return BlockAttention.apply(query: query, key: key, value: value, scale: scale, budget: attentionBudget)
+            return BlockAttention.apply(projections, scale: scale, budget: attentionBudget)
         }
-        return PackedAttention.apply(query: query, key: key, value: value, scale: scale, budget: attentionBudget, level: level)
+        return PackedAttention.apply(projections, scale: scale, budget: attentionBudget, level: level)
     }
 
     func gridSample(_ map: FeatureMap, gridX: [Float], gridY: [Float]) -> [Float] {

@@ -54,8 +54,11 @@ final class DirectConvolution: Convolution {
 
     private var isPointwise: Bool { geometry.kernel == 1 && geometry.stride == 1 && geometry.padding == 0 }
 
-    func apply(_ x: FeatureMap) -> FeatureMap {
+    func apply(_ x: FeatureMap) -> FeatureMap { apply(x, channels: 0..<x.channels) }
+
+    func apply(_ x: FeatureMap, channels: Range<Int>) -> FeatureMap {
         let g = geometry
+        let first = channels.lowerBound * x.planeSize
         let (outH, outW) = g.outputSize(height: x.height, width: x.width)
         let plane = outH * outW
         var values = lastOutput.take(count: g.outChannels * plane)
@@ -68,7 +71,7 @@ final class DirectConvolution: Convolution {
                 // One row of `plane` positions; tap j is input channel j.
                 let offsets = (0..<k).map { $0 * plane }
                 x.values.withUnsafeBufferPointer { input in
-                    let input = input.baseAddress!
+                    let input = input.baseAddress! + first
                     forEachBand(plane) { positions in
                         multiply(rows: 1, n: positions.count, k: k, b: input + positions.lowerBound, bRow: 0, offsets: offsets,
                                  c: output + positions.lowerBound, cMatrixRow: plane, cRow: 0)
@@ -76,7 +79,7 @@ final class DirectConvolution: Convolution {
                 }
             } else {
                 x.values.withUnsafeBufferPointer { input in
-                    applyPadded(input.baseAddress!, height: x.height, width: x.width, outH: outH, outW: outW, output: output)
+                    applyPadded(input.baseAddress! + first, height: x.height, width: x.width, outH: outH, outW: outW, output: output)
                 }
             }
         }

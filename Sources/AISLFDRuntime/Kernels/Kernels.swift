@@ -17,9 +17,10 @@ protocol Kernels {
     /// The NetVLAD meta map (1024 x 3 x 3) of an L2-normalised raw map, given
     /// its soft-assignment logits (clusters x h x w) and `centroids` [clusters, C].
     func netVLAD(normalized x: FeatureMap, logits: FeatureMap, centroids: [Float]) -> FeatureMap
-    /// `softmax(Q K^T * scale) V` for Q, K, V stored transposed as C x N maps
-    /// (one position per column); the result is again C x N.
-    func attention(query: FeatureMap, key: FeatureMap, value: FeatureMap, scale: Float) -> FeatureMap
+    /// `softmax(Q K^T * scale) V` for Q, K, V stored transposed and stacked in
+    /// one 3C x N map (channels 0..<C query, C..<2C key, 2C..<3C value; one
+    /// position per column); the result is C x N.
+    func attention(_ projections: FeatureMap, scale: Float) -> FeatureMap
     /// `grid_sample(bilinear, zeros, align_corners=False)` of `map` at grid
     /// points (gx, gy) in [-1, 1] coordinates: one C-vector per point, row-major [N, C].
     func gridSample(_ map: FeatureMap, gridX: [Float], gridY: [Float]) -> [Float]
@@ -54,4 +55,11 @@ struct Epilogue {
 protocol Convolution: AnyObject {
     var geometry: ConvGeometry { get }
     func apply(_ x: FeatureMap) -> FeatureMap
+    /// The convolution of channels `channels` of `x` (`geometry.inChannels`
+    /// of them), read in place.
+    func apply(_ x: FeatureMap, channels: Range<Int>) -> FeatureMap
+}
+
+extension Convolution {
+    func apply(_ x: FeatureMap, channels: Range<Int>) -> FeatureMap { apply(x.channelSlice(channels)) }
 }

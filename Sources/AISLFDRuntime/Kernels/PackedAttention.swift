@@ -9,12 +9,12 @@ import CKernels
 enum PackedAttention {
     static let widestBlock = 32
 
-    /// `query`, `key`, `value` are C x N (one position per column); so is
-    /// the result. `budget` caps the floats of scores per thread.
-    static func apply(query: FeatureMap, key: FeatureMap, value: FeatureMap, scale: Float, budget: Int,
-                      level: SIMDLevel) -> FeatureMap {
-        let n = query.planeSize, c = query.channels, cv = value.channels
-        var out = FeatureMap.uninitialized(channels: cv, height: query.height, width: query.width)
+    /// `projections` holds query, key and value, each C x N (one position per
+    /// column), stacked; the result is C x N. `budget` caps the floats of
+    /// scores per thread.
+    static func apply(_ projections: FeatureMap, scale: Float, budget: Int, level: SIMDLevel) -> FeatureMap {
+        let n = projections.planeSize, c = projections.channels / 3, cv = c
+        var out = FeatureMap.uninitialized(channels: cv, height: projections.height, width: projections.width)
         guard n > 0 else { return out }
         let blockWidth = max(1, min(widestBlock, budget / n))
         let blocks = (n + blockWidth - 1) / blockWidth
@@ -23,14 +23,16 @@ enum PackedAttention {
         let packedValues = UnsafeMutableBufferPointer<Float>.allocate(capacity: ckernels_packed_count(lvl, Int32(cv), Int32(n)))
         defer { packedKeys.deallocate(); packedValues.deallocate() }
         // K^T: row j (a key) is column j of the C x N map.
-        key.values.withUnsafeBufferPointer { ckernels_pack(lvl, $0.baseAddress!, 1, n, Int32(n), Int32(c), scale, packedKeys.baseAddress!) }
-        value.values.withUnsafeBufferPointer { ckernels_pack(lvl, $0.baseAddress!, n, 1, Int32(cv), Int32(n), 1, packedValues.baseAddress!) }
+        projections.values.withUnsafeBufferPointer { qkv in
+            ckernels_pack(lvl, qkv.baseAddress! + c * n, 1, n, Int32(n), Int32(c), scale, packedKeys.baseAddress!)
+            ckernels_pack(lvl, qkv.baseAddress! + 2 * c * n, n, 1, Int32(cv), Int32(n), 1, packedValues.baseAddress!)
+        }
         // A query block is copied to C rows of blockWidth floats (read from 128
         // rows a page apart, every product would miss the TLB); row j of S^T is
         // blockWidth floats too.
         let queryOffsets = (0..<c).map { $0 * blockWidth }
         let scoreOffsets = (0..<n).map { $0 * blockWidth }
-        query.values.withUnsafeBufferPointer { q in
+        projections.values.withUnsafeBufferPointer { q in
             out.values.withUnsafeMutableBufferPointer { o in
                 let q = q.baseAddress!, o = o.baseAddress!
                 queryOffsets.withUnsafeBufferPointer { queryOffsets in

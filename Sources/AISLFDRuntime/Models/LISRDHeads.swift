@@ -39,9 +39,9 @@ final class LISRDHeads: HeadsModule {
         let hidden = firstConvs.apply(features)
         let width = LISRDHeads.hiddenChannels
         return Variant.allCases.map { v in
-            let h = hidden.channelSlice((v.index * width)..<((v.index + 1) * width))
-            if let name = activationNames[v.index] { recorder.record(name, h) }
-            return secondConvs[v.index].apply(h)
+            let channels = (v.index * width)..<((v.index + 1) * width)
+            if let name = activationNames[v.index] { recorder.record(name, hidden.channelSlice(channels)) }
+            return secondConvs[v.index].apply(hidden, channels: channels)
         }
     }
 }

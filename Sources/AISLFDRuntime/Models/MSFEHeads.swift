@@ -34,9 +34,9 @@ final class MSFEHeads: HeadsModule {
         let hidden = firstConvs.apply(features)
         let width = MSFEHeads.hiddenChannels
         return Variant.allCases.map { v in
-            let h = hidden.channelSlice((v.index * width)..<((v.index + 1) * width))
-            recorder.record("msfe.heads.\(v.rawValue).bn1", h)
-            return secondConvs[v.index].apply(h)
+            let channels = (v.index * width)..<((v.index + 1) * width)
+            recorder.record("msfe.heads.\(v.rawValue).bn1", hidden.channelSlice(channels))
+            return secondConvs[v.index].apply(hidden, channels: channels)
         }
     }
 }

@@ -36,11 +36,10 @@ final class PSAMeta: MetaModule {
         var x = raw
         kernels.normalizePositions(&x)
         let qkv = projection.apply(x)
-        let q = qkv.channelSlice(0..<c), k = qkv.channelSlice(c..<(2 * c)), v = qkv.channelSlice((2 * c)..<(3 * c))
-        for (name, m) in [("query", q), ("key", k), ("value", v)] {
-            record(name, [1, m.planeSize, c], { transposed(m) })
+        for (i, name) in ["query", "key", "value"].enumerated() {
+            record(name, [1, qkv.planeSize, c], { transposed(qkv.channelSlice((i * c)..<((i + 1) * c))) })
         }
-        return kernels.attention(query: q, key: k, value: v, scale: 1 / Float(c).squareRoot())
+        return kernels.attention(qkv, scale: 1 / Float(c).squareRoot())
     }
 
     /// C x N -> N x C, the [N, 128] layout the reference stores.
