@@ -40,4 +40,23 @@ final class RepeatedPassTests: XCTestCase {
         }
         XCTAssertEqual(results, expected)
     }
+
+    /// VGG's pooled blocks pool each band while it is in cache unless the
+    /// pre-pool activation is recorded; both ways give the same bits
+    /// (odd sizes: the floor drops a last row and column).
+    func testPooledBandsEqualConvolutionThenPool() throws {
+        try forEachSIMDLevel { level in
+            let model = try Model(weights: ModelWeights(arch: "lisrd", tensors: SpecWeights.make("lisrd")))
+            for (h, w) in [(61, 83), (48, 64)] {
+                let image = try SpecWeights.image(height: h, width: w, seed: 3)
+                let fused = try model.forward(image: image)
+                let separate = try model.forward(image: image, recordActivations: true)
+                XCTAssertFalse(separate.activations.isEmpty)
+                for v in Variant.allCases {
+                    XCTAssertEqual(fused.desc[v].values, separate.desc[v].values, "\(level) \(h)x\(w) desc \(v.rawValue)")
+                    XCTAssertEqual(fused.meta[v].values, separate.meta[v].values, "\(level) \(h)x\(w) meta \(v.rawValue)")
+                }
+            }
+        }
+    }
 }

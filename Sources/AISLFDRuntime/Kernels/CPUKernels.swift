@@ -20,29 +20,7 @@ struct CPUKernels: Kernels {
         return DirectConvolution(geometry, weight: weight, epilogue: epilogue, level: level, bandPositions: columnBudget ?? 0)
     }
 
-    func averagePool2x2(_ x: FeatureMap) -> FeatureMap {
-        let outH = x.height / 2, outW = x.width / 2, w = x.width
-        var out = FeatureMap.uninitialized(channels: x.channels, height: outH, width: outW)
-        guard outH > 0, outW > 0 else { return out }
-        x.values.withUnsafeBufferPointer { input in
-            out.values.withUnsafeMutableBufferPointer { output in
-                let src = input.baseAddress!, dst = output.baseAddress!
-                RuntimeThreads.forEachChunk(x.channels) { channels in
-                    for c in channels {
-                        let plane = src + c * x.planeSize, o = dst + c * outH * outW
-                        for oy in 0..<outH {
-                            let r0 = plane + 2 * oy * w, r1 = r0 + w
-                            for ox in 0..<outW {
-                                // PyTorch's summation order, then the division.
-                                o[oy * outW + ox] = (r0[2 * ox] + r0[2 * ox + 1] + r1[2 * ox] + r1[2 * ox + 1]) / 4
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        return out
-    }
+    func averagePool2x2(_ x: FeatureMap) -> FeatureMap { AveragePool.pool2x2(x) }
 
     func resizeBilinear(_ x: FeatureMap, height: Int, width: Int) -> FeatureMap {
         guard height > 0, width > 0, x.height > 0, x.width > 0, x.channels > 0 else {
@@ -146,6 +124,36 @@ struct BilinearTaps {
             index1.append(i0 < input - 1 ? i0 + 1 : i0)
             weight0.append(1 - lambda)
             weight1.append(lambda)
+        }
+    }
+}
+
+/// 2x2 average pooling, stride 2, floor mode.
+enum AveragePool {
+    static func pool2x2(_ x: FeatureMap) -> FeatureMap {
+        let outH = x.height / 2, outW = x.width / 2, w = x.width
+        var out = FeatureMap.uninitialized(channels: x.channels, height: outH, width: outW)
+        guard outH > 0, outW > 0 else { return out }
+        x.values.withUnsafeBufferPointer { input in
+            out.values.withUnsafeMutableBufferPointer { output in
+                let src = input.baseAddress!, dst = output.baseAddress!
+                RuntimeThreads.forEachChunk(x.channels) { channels in
+                    for c in channels {
+                        let plane = src + c * x.planeSize, o = dst + c * outH * outW
+                        for oy in 0..<outH { poolRows(plane + 2 * oy * w, plane + (2 * oy + 1) * w, into: o + oy * outW, count: outW) }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// One output row from two input rows.
+    @inline(__always)
+    static func poolRows(_ r0: UnsafePointer<Float>, _ r1: UnsafePointer<Float>, into o: UnsafeMutablePointer<Float>, count: Int) {
+        for ox in 0..<count {
+            // PyTorch's summation order, then the division.
+            o[ox] = (r0[2 * ox] + r0[2 * ox + 1] + r1[2 * ox] + r1[2 * ox + 1]) / 4
         }
     }
 }

@@ -79,26 +79,52 @@ final class DirectConvolution: Convolution {
                 }
             } else {
                 x.values.withUnsafeBufferPointer { input in
-                    applyPadded(input.baseAddress! + first, height: x.height, width: x.width, outH: outH, outW: outW, output: output)
+                    applyPadded(input.baseAddress! + first, height: x.height, width: x.width, outH: outH, outW: outW,
+                                output: output, pooled: false)
                 }
             }
         }
         return FeatureMap(trustedChannels: g.outChannels, height: outH, width: outW, values: values)
     }
 
+    /// Each band's output rows are pooled while they are in cache, so the
+    /// full-size output (78 MB after VGG's first block at 480 x 640) is never
+    /// written to memory. Same values as `averagePool2x2(apply(x))`.
+    func applyThenPool2x2(_ x: FeatureMap) -> FeatureMap {
+        let g = geometry
+        let (outH, outW) = g.outputSize(height: x.height, width: x.width)
+        let pooledH = outH / 2, pooledW = outW / 2
+        guard !isPointwise, pooledH > 0, pooledW > 0 else { return AveragePool.pool2x2(apply(x)) }
+        var values = lastOutput.take(count: g.outChannels * pooledH * pooledW)
+        defer { lastOutput.keep(values) }
+        values.withUnsafeMutableBufferPointer { output in
+            x.values.withUnsafeBufferPointer { input in
+                // Floor mode: a last odd row is never computed.
+                applyPadded(input.baseAddress!, height: x.height, width: x.width, outH: 2 * pooledH, outW: outW,
+                            output: output.baseAddress!, pooled: true)
+            }
+        }
+        return FeatureMap(trustedChannels: g.outChannels, height: pooledH, width: pooledW, values: values)
+    }
+
     /// Bands of output rows; each thread copies the padded input rows of its
     /// band into a window (~1 MB, so it is in L2 when the product reads it) and
-    /// multiplies, band after band.
+    /// multiplies, band after band. With `pooled`, bands are whole row pairs,
+    /// multiplied into a band-sized scratch and pooled into `output`
+    /// (outH / 2 x outW / 2 per channel).
     private func applyPadded(_ input: UnsafePointer<Float>, height: Int, width: Int, outH: Int, outW: Int,
-                             output: UnsafeMutablePointer<Float>) {
+                             output: UnsafeMutablePointer<Float>, pooled: Bool) {
         let g = geometry, s = g.stride
         let phaseWidth = (width + 2 * g.padding + s - 1) / s
         let rowsPerOutputRow = g.inChannels * s * s * phaseWidth
-        // At least a few bands per thread (forEachChunk balances them), in a whole number per thread.
+        // Bands in units of 1 row (2 when pooling): at least a few per thread
+        // (forEachChunk balances them), in a whole number per thread.
+        let unit = pooled ? 2 : 1, units = outH / unit
         let threads = RuntimeThreads.count * RuntimeThreads.piecesPerThread
-        var bandRows = bandPositions > 0 ? max(1, bandPositions / outW) : max(1, DirectConvolution.windowBudget / rowsPerOutputRow)
-        let bands = min(outH, (((outH + bandRows - 1) / bandRows + threads - 1) / threads) * threads)
-        bandRows = (outH + bands - 1) / bands
+        var bandUnits = max(1, (bandPositions > 0 ? bandPositions / outW : DirectConvolution.windowBudget / rowsPerOutputRow) / unit)
+        let bands = min(units, (((units + bandUnits - 1) / bandUnits + threads - 1) / threads) * threads)
+        bandUnits = (units + bands - 1) / bands
+        let bandRows = bandUnits * unit
         let window = PaddedWindow(channels: g.inChannels, stride: s, padding: g.padding, kernel: g.kernel,
                                   width: width, outputRows: bandRows)
         let k = g.inChannels * g.kernel * g.kernel
@@ -112,14 +138,28 @@ final class DirectConvolution: Convolution {
             }
         }
         let bandCount = (outH + bandRows - 1) / bandRows
+        let outC = g.outChannels, pooledW = outW / 2, pooledPlane = (outH / 2) * pooledW
         RuntimeThreads.forEachChunk(bandCount) { range in
             let buffer = UnsafeMutablePointer<Float>.allocate(capacity: window.count)
-            defer { buffer.deallocate() }
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: pooled ? outC * bandRows * outW : 0)
+            defer { buffer.deallocate(); scratch.deallocate() }
             for band in range {
                 let oy0 = band * bandRows, rows = min(bandRows, outH - oy0)
                 window.fill(buffer, from: input, height: height, firstOutputRow: oy0, outputRows: rows)
+                guard pooled else {
+                    multiply(rows: rows, n: outW, k: k, b: buffer, bRow: s * window.rowStride, offsets: offsets,
+                             c: output + oy0 * outW, cMatrixRow: outH * outW, cRow: outW)
+                    continue
+                }
                 multiply(rows: rows, n: outW, k: k, b: buffer, bRow: s * window.rowStride, offsets: offsets,
-                         c: output + oy0 * outW, cMatrixRow: outH * outW, cRow: outW)
+                         c: scratch, cMatrixRow: bandRows * outW, cRow: outW)
+                for ch in 0..<outC {
+                    let band = scratch + ch * bandRows * outW
+                    for pr in 0..<(rows / 2) {
+                        AveragePool.poolRows(band + 2 * pr * outW, band + (2 * pr + 1) * outW,
+                                             into: output + ch * pooledPlane + (oy0 / 2 + pr) * pooledW, count: pooledW)
+                    }
+                }
             }
         }
     }

@@ -58,8 +58,12 @@ protocol Convolution: AnyObject {
     /// The convolution of channels `channels` of `x` (`geometry.inChannels`
     /// of them), read in place.
     func apply(_ x: FeatureMap, channels: Range<Int>) -> FeatureMap
+    /// 2x2 average pooling (stride 2, floor) of the convolution's output, the
+    /// same values as `averagePool2x2(apply(x))`.
+    func applyThenPool2x2(_ x: FeatureMap) -> FeatureMap
 }
 
 extension Convolution {
     func apply(_ x: FeatureMap, channels: Range<Int>) -> FeatureMap { apply(x.channelSlice(channels)) }
+    func applyThenPool2x2(_ x: FeatureMap) -> FeatureMap { AveragePool.pool2x2(apply(x)) }
 }

@@ -35,6 +35,11 @@ final class VGGBackbone: BackboneModule {
     func forward(_ image: FeatureMap, _ recorder: ActivationRecorder) -> FeatureMap {
         var x = image
         for layer in layers {
+            // The pre-pool activation exists only when it is recorded.
+            if layer.poolAfter && !(recorder.enabled && layer.activationName != nil) {
+                x = layer.conv.applyThenPool2x2(x)
+                continue
+            }
             x = layer.conv.apply(x)
             if let name = layer.activationName { recorder.record(name, x) }
             if layer.poolAfter { x = kernels.averagePool2x2(x) }
