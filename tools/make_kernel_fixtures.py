@@ -246,6 +246,10 @@ R = rand(128, 19, 23)
 p = {n: rand(128, 128, scale=2 / math.sqrt(128) * 4) for n in ("wq", "wk", "wv")}
 p.update({n: rand(128, scale=0.1) for n in ("bq", "bk", "bv")})
 add("psa_large", {"budgets": [437 * 7]}, raw=R, expected=psa(R, p), **p)
+# Strided 1x1 convolutions go through the padded-window path with no padding;
+# a one-column input leaves phase 1 empty.
+conv_case("conv1x1_s2_narrow", 3, 5, 5, 1, 1, 2)
+conv_case("conv1x1_s2", 4, 9, 7, 37, 1, 2)
 
 os.makedirs(OUT, exist_ok=True)
 np.concatenate(blob).astype("<f4").tofile(os.path.join(OUT, "kernels.bin"))

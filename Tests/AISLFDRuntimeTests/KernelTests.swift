@@ -10,7 +10,7 @@ final class KernelTests: XCTestCase {
         try forEachSIMDLevel { level in
             for name in ["conv3x3_s1", "conv3x3_s2_odd", "conv3x3_s2_even_odd", "conv1x1",
                          "conv3x3_banded", "conv3x3_s2_banded", "conv1x1_banded",
-                         "conv3x3_wide", "conv3x3_s2_wide", "conv1x1_wide"] {
+                         "conv3x3_wide", "conv3x3_s2_wide", "conv1x1_wide", "conv1x1_s2_narrow", "conv1x1_s2"] {
                 let f = try fixture(name)
                 let expected = try f.array("expected")
                 for budget in [nil] + f.ints("budgets").map(Optional.some) {

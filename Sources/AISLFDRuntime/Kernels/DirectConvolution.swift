@@ -229,10 +229,14 @@ struct PaddedWindow {
                         (row + padding).update(from: line, count: width)
                         (row + padding + width).update(repeating: 0, count: phaseWidth - padding - width)
                     } else {
-                        for j in 0..<phaseWidth {
-                            let xx = j * stride + phase - padding
-                            row[j] = xx >= 0 && xx < width ? line[xx] : 0
-                        }
+                        // Columns j with 0 <= j * stride + phase - padding < width come from the line.
+                        let firstInside = min(phaseWidth, max(0, (padding - phase + stride - 1) / stride))
+                        let lastColumn = width - 1 + padding - phase
+                        let endInside = max(firstInside, min(phaseWidth, lastColumn < 0 ? 0 : lastColumn / stride + 1))
+                        row.update(repeating: 0, count: firstInside)
+                        let source = line + (firstInside * stride + phase - padding)
+                        for j in 0..<(endInside - firstInside) { row[firstInside + j] = source[j * stride] }
+                        (row + endInside).update(repeating: 0, count: phaseWidth - endInside)
                     }
                 }
             }
