@@ -24,8 +24,10 @@ enum PackedAttention {
         defer { packedKeys.deallocate(); packedValues.deallocate() }
         // K^T: row j (a key) is column j of the C x N map.
         projections.values.withUnsafeBufferPointer { qkv in
-            ckernels_pack(lvl, qkv.baseAddress! + c * n, 1, n, Int32(n), Int32(c), scale, packedKeys.baseAddress!)
-            ckernels_pack(lvl, qkv.baseAddress! + 2 * c * n, n, 1, Int32(cv), Int32(n), 1, packedValues.baseAddress!)
+            packInParallel(qkv.baseAddress! + c * n, rowStride: 1, columnStride: n, rows: n, columns: c, scale: scale,
+                           into: packedKeys.baseAddress!, level: lvl)
+            packInParallel(qkv.baseAddress! + 2 * c * n, rowStride: n, columnStride: 1, rows: cv, columns: n, scale: 1,
+                           into: packedValues.baseAddress!, level: lvl)
         }
         // A query block is copied to C rows of blockWidth floats (read from 128
         // rows a page apart, every product would miss the TLB); row j of S^T is
@@ -64,5 +66,16 @@ enum PackedAttention {
             }
         }
         return out
+    }
+
+    /// `ckernels_pack` of whole panels at a time, spread over the threads.
+    static func packInParallel(_ a: UnsafePointer<Float>, rowStride: Int, columnStride: Int, rows: Int, columns: Int,
+                               scale: Float, into packed: UnsafeMutablePointer<Float>, level: Int32) {
+        let panelRows = Int(ckernels_panel_rows(level))
+        RuntimeThreads.forEachChunk((rows + panelRows - 1) / panelRows) { panels in
+            let r0 = panels.lowerBound * panelRows, r1 = min(rows, panels.upperBound * panelRows)
+            ckernels_pack(level, a + r0 * rowStride, rowStride, columnStride, Int32(r1 - r0), Int32(columns), scale,
+                          packed + r0 * columns)
+        }
     }
 }
