@@ -97,8 +97,8 @@ public struct CalibrationSettings: Codable, Equatable, Sendable {
         self.damping = damping
     }
 
-    func seed(gptqImage i: Int) -> UInt64 { seed &+ UInt64(i) }
-    func seed(sensitivityImage i: Int) -> UInt64 { seed &+ 1000 &+ UInt64(i) }
+    public func gptqImageSeed(_ i: Int) -> UInt64 { seed &+ UInt64(i) }
+    public func sensitivityImageSeed(_ i: Int) -> UInt64 { seed &+ 1000 &+ UInt64(i) }
 
     var metadata: AISWJSON {
         .object([

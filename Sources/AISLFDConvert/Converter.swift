@@ -105,6 +105,21 @@ public enum Converter {
         }
     }
 
+    /// The second moments CollectInputMoments gathers for each int8-bound weight (by key) with
+    /// `options` (precision int8, calibration set) — what GPTQ works from; empty when it
+    /// gathers none. The same folds run first, so the inputs are those of the stored network.
+    public static func inputMoments(_ contents: WeightsContents, schema: ArchitectureSchema,
+                                    options: ConversionOptions) throws -> [String: InputMoments] {
+        guard options.precision == .int8, options.calibration != nil else { return [:] }
+        try checkInput(contents, schema)
+        var state = ConversionState(schema: schema, options: options, source: contents.tensors)
+        for pass in passes(options) {
+            _ = try pass.run(&state)
+            if pass is CollectInputMoments { break }
+        }
+        return state.moments
+    }
+
     /// The file and its report from the state the passes left.
     static func assemble(_ state: ConversionState, _ records: [AISWMetadata.Pass], _ contents: WeightsContents,
                          _ options: ConversionOptions, _ source: AISWMetadata.Source,

@@ -13,6 +13,9 @@ struct CollectInputMoments: ConversionPass {
 
     func run(_ state: inout ConversionState) throws -> AISWJSON {
         guard let settings = state.options.calibration else { return .object(["ran": .bool(false)]) }
+        guard settings.images > 0 else {
+            return .object(["ran": .bool(false), "reason": json("no calibration images asked for; int8 weights are rounded to nearest")])
+        }
         // Weight key -> its layer, for weights bound for int8.
         var targets: [(key: String, layer: LayerSpec)] = []
         for t in state.tensors where Quantization.roles.contains(t.role) && Quantization.keepPattern(for: t.key, state.options.keep) == nil {
@@ -42,7 +45,7 @@ struct CollectInputMoments: ConversionPass {
         var unavailable = Set<Int>()
 
         for i in 0..<settings.images {
-            let values = CalibrationImages.deadLeaves(seed: settings.seed(gptqImage: i), height: settings.height, width: settings.width)
+            let values = CalibrationImages.deadLeaves(seed: settings.gptqImageSeed(i), height: settings.height, width: settings.width)
             let image = try CalibrationNetwork.image(values, height: settings.height, width: settings.width)
             let outputs = try model.forward(image: image, recordActivations: true)
             let inputs = LayerInputs(schema: state.schema, image: image, outputs: outputs)
@@ -83,7 +86,7 @@ struct CollectInputMoments: ConversionPass {
             "ran": .bool(true),
             "images": json(settings.images),
             "image_size": .array([json(settings.height), json(settings.width)]),
-            "seeds": .array((0..<settings.images).map { .number(Double(settings.seed(gptqImage: $0))) }),
+            "seeds": .array((0..<settings.images).map { .number(Double(settings.gptqImageSeed($0))) }),
             "generator": json("dead leaves (CalibrationImages.deadLeaves)"),
             "inputs": .array(layers),
         ])

@@ -83,7 +83,7 @@ struct MixedPrecision: ConversionPass {
 
         // Sensitivities on images GPTQ never saw.
         let images = try (0..<settings.sensitivityImages).map { i in
-            try CalibrationNetwork.image(CalibrationImages.deadLeaves(seed: settings.seed(sensitivityImage: i), height: settings.sensitivityHeight,
+            try CalibrationNetwork.image(CalibrationImages.deadLeaves(seed: settings.sensitivityImageSeed(i), height: settings.sensitivityHeight,
                                                                       width: settings.sensitivityWidth),
                                          height: settings.sensitivityHeight, width: settings.sensitivityWidth)
         }
@@ -98,7 +98,9 @@ struct MixedPrecision: ConversionPass {
             let model = try network.model(replacing: [t.key: t.storedValues])
             var total = 0.0
             for (image, expected) in zip(images, referenceOutputs) { total += outputError(try model.forward(image: image), expected) }
-            candidates[c].sensitivity = images.isEmpty ? 0 : total / Double(images.count)
+            // A network that is not finite on the images gives no usable measurement.
+            let mean = images.isEmpty ? 0 : total / Double(images.count)
+            candidates[c].sensitivity = mean.isFinite ? mean : 0
             measured.values[t.key] = candidates[c].sensitivity
         }
 
@@ -131,7 +133,7 @@ struct MixedPrecision: ConversionPass {
         }
         record["ran"] = .bool(true)
         record["sensitivity_images"] = json(images.count)
-        record["sensitivity_seeds"] = .array((0..<settings.sensitivityImages).map { .number(Double(settings.seed(sensitivityImage: $0))) })
+        record["sensitivity_seeds"] = .array((0..<settings.sensitivityImages).map { .number(Double(settings.sensitivityImageSeed($0))) })
         record["sensitivity"] = json("mean over desc and meta maps and positions of 1 - cos to the fp32 network, this weight alone at its stored value")
         record["promoted"] = json(promotedCount)
         record["bytes_after"] = json(used)
