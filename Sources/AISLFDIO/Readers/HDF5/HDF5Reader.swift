@@ -42,8 +42,19 @@ public enum HDF5Reader {
     }
 
     /// Reads every dataset of the file. Errors are `FileError` wrapping `HDF5Error`.
-    public static func read(path: String) throws -> WeightsContents {
+    ///
+    /// `isolated` (the default, on Linux) runs libhdf5 in a child process, so a file
+    /// that crashes or hangs the library gives `HDF5Error.libraryCrashed` or
+    /// `.timedOut` instead of ending this process; `timeout` overrides
+    /// `isolationTimeout(fileSize:)`. `isolated: false` calls libhdf5 here.
+    public static func read(path: String, isolated: Bool = true, timeout: Double? = nil) throws -> WeightsContents {
         do {
+            #if os(Linux)
+            if isolated {
+                let seconds = try timeout ?? isolationTimeout(fileSize: regularFileSize(path))
+                return try readInChild(path: path, timeout: seconds)
+            }
+            #endif
             return try readContents(path: path)
         } catch let error as HDF5Error {
             throw FileError(path: path, problem: error)
@@ -59,7 +70,7 @@ public enum HDF5Reader {
         var notes: [String] = []
     }
 
-    private static func readContents(path: String) throws -> WeightsContents {
+    static func readContents(path: String) throws -> WeightsContents {
         let fileSize = try regularFileSize(path)
         do {
             try HDF5Calls.prepareThread()
@@ -84,7 +95,7 @@ public enum HDF5Reader {
         return WeightsContents(format: "hdf5", tensors: walk.tensors, metadata: metadata, notes: walk.notes)
     }
 
-    private static func regularFileSize(_ path: String) throws -> Int {
+    static func regularFileSize(_ path: String) throws -> Int {
         let attributes: [FileAttributeKey: Any]
         do {
             attributes = try FileManager.default.attributesOfItem(atPath: path)
