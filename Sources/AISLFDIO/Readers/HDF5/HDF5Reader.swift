@@ -173,10 +173,13 @@ public enum HDF5Reader {
         let space = try structure(key) { try HDF5Calls.datasetSpace(dataset) }
         defer { HDF5Calls.closeSpace(space) }
         let shape: [Int]
+        var maxShape: [UInt64] = []
         switch try structure(key, { try HDF5Calls.spaceKind(space) }) {
         case .null: throw HDF5Error.nullDataspace(tensor: key)
         case .scalar: shape = []
-        case .simple: shape = try sizes(try structure(key) { try HDF5Calls.dimensions(space) }, key: key)
+        case .simple:
+            shape = try sizes(try structure(key) { try HDF5Calls.dimensions(space) }, key: key)
+            maxShape = try structure(key) { try HDF5Calls.maxDimensions(space) }
         }
         let byteCount: Int
         do {
@@ -184,7 +187,7 @@ public enum HDF5Reader {
         } catch {
             throw HDF5Error.tooLarge(tensor: key, reason: "shape \(shape) of \(element.dtype.rawValue) overflows 64-bit sizes")
         }
-        try checkStorage(dataset, key: key, byteCount: byteCount, elementSize: element.dtype.byteSize, fileSize: fileSize)
+        try checkStorage(dataset, key: key, byteCount: byteCount, elementSize: element.dtype.byteSize, maxShape: maxShape, fileSize: fileSize)
 
         var data = [UInt8](repeating: 0, count: byteCount)
         if byteCount > 0 {
@@ -211,7 +214,7 @@ public enum HDF5Reader {
     }
 
     /// Refuses sizes past the file-size bound before any allocation, and data kept in other files.
-    private static func checkStorage(_ dataset: HDF5ID, key: String, byteCount: Int, elementSize: Int, fileSize: Int) throws {
+    private static func checkStorage(_ dataset: HDF5ID, key: String, byteCount: Int, elementSize: Int, maxShape: [UInt64], fileSize: Int) throws {
         let plist = try structure(key) { try HDF5Calls.datasetCreationList(dataset) }
         defer { HDF5Calls.closeList(plist) }
         if try structure(key, { try HDF5Calls.externalFileCount(plist) }) > 0 {
@@ -237,7 +240,13 @@ public enum HDF5Reader {
             if byteCount > limit {
                 throw HDF5Error.tooLarge(tensor: key, reason: "claims \(byteCount) bytes of chunked data; the limit for a file of \(fileSize) bytes is \(limit)")
             }
-            let chunk = try sizes(try structure(key) { try HDF5Calls.chunkShape(plist) }, key: key)
+            let chunkDims = try structure(key) { try HDF5Calls.chunkShape(plist) }
+            // libhdf5 refuses to create such chunks but not to read them: it then copies a
+            // whole claimed chunk out of the smaller stored one, past its buffer.
+            guard chunkDims.count == maxShape.count, zip(chunkDims, maxShape).allSatisfy({ $0 <= $1 }) else {
+                throw HDF5Error.corrupt(tensor: key, reason: "chunk shape \(chunkDims) does not fit the dataset's maximum shape \(maxShape.map { $0 == UInt64.max ? "unlimited" : String($0) })")
+            }
+            let chunk = try sizes(chunkDims, key: key)
             guard let chunkBytes = try? Checked.mul(Checked.elementCount(chunk), elementSize), chunkBytes <= limit else {
                 throw HDF5Error.tooLarge(tensor: key, reason: "chunk shape \(chunk) is larger than the limit of \(limit) bytes")
             }
