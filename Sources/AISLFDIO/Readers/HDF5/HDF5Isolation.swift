@@ -19,10 +19,13 @@ extension HDF5Reader {
         guard pipe(&ends) == 0 else {
             throw HDF5Error.isolationFailed(reason: "cannot create a pipe (\(String(cString: strerror(errno))))")
         }
+        let (readEnd, writeEnd) = (ends[0], ends[1])
         // Close-on-exec, so a program that another thread starts does not hold the pipe open
         // (Swift does not see pipe2; if one slips into the gap, a crash is seen at the deadline).
         for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
-        let (readEnd, writeEnd) = (ends[0], ends[1])
+        // A larger pipe buffer (F_SETPIPE_SZ; the default 64 KiB) means fewer switches between
+        // the two processes for large results. Failing is harmless.
+        _ = fcntl(writeEnd, 1031, Int32(1 << 20))
         let pid = fork()
         if pid == 0 {
             close(readEnd)
@@ -38,8 +41,9 @@ extension HDF5Reader {
         let result: Result<WeightsContents, HDF5Error>
         do {
             result = try HDF5ResultStream.readResult(from: readEnd, fileSize: fileSize, deadline: deadline)
-        } catch let problem as HDF5ResultStream.Problem {
+        } catch {
             // Without a whole result, the child's fate says what happened.
+            let problem = error as? HDF5ResultStream.Problem ?? .malformed(String(describing: error))
             let status = reap(pid, until: problem == .endedEarly ? deadline : 0)
             throw childFailure(problem, status: status, timeout: timeout)
         }
@@ -82,7 +86,7 @@ extension HDF5Reader {
             if done < 0 { return .unknown }
             if HDF5ResultStream.monotonicSeconds() >= deadline { break }
             nanosleep(&pause, nil)
-            pause.tv_nsec = min(pause.tv_nsec * 2, 10_000_000)
+            pause.tv_nsec = min(pause.tv_nsec * 2, 1_000_000)
         }
         kill(pid, SIGKILL)
         while true {
@@ -119,6 +123,7 @@ extension HDF5Reader {
         setrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), &noCore)
         // Ends the child even if the parent died and can no longer kill it.
         alarm(UInt32(min(timeout.rounded(.up) + 5, Double(UInt32.max))))
+        closeDescriptors(except: writeEnd)
         // Nothing libhdf5 prints may reach the user's terminal: the parent prints the one line.
         let null = open("/dev/null", O_RDWR)
         if null >= 0 {
@@ -135,6 +140,20 @@ extension HDF5Reader {
             result = .failure(.corrupt(tensor: nil, reason: String(describing: error)))
         }
         _exit(HDF5ResultStream.writeResult(result, to: writeEnd) ? 0 : 1)
+    }
+
+    /// Closes every inherited descriptor above stderr but `keep`: a pipe of another
+    /// thread's isolated read left open here would delay that reader's end of file.
+    private static func closeDescriptors(except keep: Int32) {
+        guard let folder = opendir("/proc/self/fd") else { return }
+        let own = dirfd(folder)
+        var open: [Int32] = []
+        while let entry = readdir(folder) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if let fd = Int32(name), fd > STDERR_FILENO, fd != keep, fd != own { open.append(fd) }
+        }
+        closedir(folder)
+        for fd in open { close(fd) }
     }
 }
 #endif
