@@ -11,9 +11,9 @@ import XCTest
 /// before it allocates, and stops at its deadline.
 final class HDF5ResultStreamTests: XCTestCase {
     /// One float32 tensor "w" of shape [2], no metadata or notes. Its layout:
-    /// 0 "H5RS", 4 tag, 5 tensor count, 13 key length, 21 "w", 22 dtype length,
-    /// 30 "float32", 37 rank, 41 dim, 49 byte count, 57 data, 65 metadata count,
-    /// 73 note count, 81 "DONE".
+    /// 0 "H5RS", 4 tensor tag, 5 key length, 13 "w", 14 dtype length, 22 "float32",
+    /// 29 rank, 33 dim, 41 byte count, 49 data, 57 end tag, 58 metadata count,
+    /// 66 note count, 74 "DONE".
     let small = WeightsContents(format: "hdf5", tensors: [NamedTensor(key: "w", shape: [2], floats: [1.5, -2])])
 
     func testContentsAndErrorsRoundTripExactly() throws {
@@ -37,9 +37,17 @@ final class HDF5ResultStreamTests: XCTestCase {
         }
     }
 
+    /// The reader fails after sending some tensors: the caller gets the error alone.
+    func testAnErrorAfterTensorsWins() throws {
+        let tensor = try encode(.success(small)).prefix(57)
+        let error = HDF5Error.readFailed(tensor: "x", reason: "inflate failed")
+        let failure = try encode(.failure(error)).dropFirst(4)
+        XCTAssertThrowsError(try decode(Array(tensor + failure)).get()) { XCTAssertEqual($0 as? HDF5Error, error) }
+    }
+
     func testEveryTruncationEndsEarly() throws {
         let whole = try encode(.success(small))
-        XCTAssertEqual(whole.count, 85)
+        XCTAssertEqual(whole.count, 78)
         for cut in 0..<whole.count {
             XCTAssertThrowsError(try decode(Array(whole.prefix(cut))), "cut at \(cut)") {
                 XCTAssertEqual($0 as? HDF5ResultStream.Problem, .endedEarly, "cut at \(cut)")
@@ -51,22 +59,22 @@ final class HDF5ResultStreamTests: XCTestCase {
         let whole = try encode(.success(small))
         func patched(_ offset: Int, _ value: UInt64) -> [UInt8] { patchedIn(whole, offset, value) }
         var badDType = whole
-        badDType.replaceSubrange(30..<37, with: Array("float99".utf8))
+        badDType.replaceSubrange(22..<29, with: Array("float99".utf8))
         var badRank = whole
-        badRank.replaceSubrange(37..<41, with: [0xE8, 0x03, 0, 0])
+        badRank.replaceSubrange(29..<33, with: [0xE8, 0x03, 0, 0])
         let huge: UInt64 = 1 << 38
         let cases: [(String, [UInt8])] = [
-            ("tensor count", patched(5, 1 << 62)),
-            ("key length", patched(13, 1 << 60)),
+            ("key length", patched(5, 1 << 60)),
             ("dtype", badDType),
             ("rank", badRank),
-            ("negative dimension", patched(41, UInt64(bitPattern: -2))),
-            ("byte count not the shape's", patched(49, 12)),
+            ("negative dimension", patched(33, UInt64(bitPattern: -2))),
+            ("byte count not the shape's", patched(41, 12)),
             // A consistent claim of 1 TiB, far past what the reader returns for a 1000-byte file.
-            ("tensor size", patchedIn(patched(41, huge), 49, huge * 4)),
-            ("metadata count", patched(65, UInt64.max)),
+            ("tensor size", patchedIn(patched(33, huge), 41, huge * 4)),
+            ("metadata count", patched(58, UInt64.max)),
             ("magic", [0x58] + whole.dropFirst()),
-            ("result kind", Array(whole.prefix(4)) + [9] + whole.dropFirst(5)),
+            ("record kind", Array(whole.prefix(4)) + [9] + whole.dropFirst(5)),
+            ("second end record", Array(whole.prefix(57)) + [9] + whole.dropFirst(58)),
             ("trailer", whole.dropLast() + [0x21]),
         ]
         for (what, bytes) in cases {

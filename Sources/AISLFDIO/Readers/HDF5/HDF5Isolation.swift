@@ -131,15 +131,20 @@ extension HDF5Reader {
             dup2(null, STDERR_FILENO)
         }
 
-        let result: Result<WeightsContents, HDF5Error>
+        // Each tensor goes to the parent while the next is read, and is not kept here.
+        var writer = HDF5ResultStream.Writer(fd: writeEnd)
+        let sent: Bool
         do {
-            result = .success(try readContents(path: path))
+            let rest = try readContents(path: path) { tensor in
+                if !writer.send(tensor) { _exit(1) }  // the parent is gone
+            }
+            sent = writer.finish(metadata: rest.metadata, notes: rest.notes)
         } catch let error as HDF5Error {
-            result = .failure(error)
+            sent = writer.fail(error)
         } catch {
-            result = .failure(.corrupt(tensor: nil, reason: String(describing: error)))
+            sent = writer.fail(.corrupt(tensor: nil, reason: String(describing: error)))
         }
-        _exit(HDF5ResultStream.writeResult(result, to: writeEnd) ? 0 : 1)
+        _exit(sent ? 0 : 1)
     }
 
     /// Closes every inherited descriptor above stderr but `keep`: a pipe of another

@@ -63,7 +63,6 @@ public enum HDF5Reader {
 
     private struct Walk {
         let fileSize: Int
-        var tensors: [NamedTensor] = []
         var keys: Set<String> = []
         var visited: Set<UInt64> = []
         var links = 0
@@ -71,6 +70,14 @@ public enum HDF5Reader {
     }
 
     static func readContents(path: String) throws -> WeightsContents {
+        var tensors: [NamedTensor] = []
+        let rest = try readContents(path: path) { tensors.append($0) }
+        return WeightsContents(format: "hdf5", tensors: tensors, metadata: rest.metadata, notes: rest.notes)
+    }
+
+    /// Hands each tensor to `each` as soon as it is read (the isolated reader sends it
+    /// on while the next is read), then returns the metadata and notes.
+    static func readContents(path: String, each: (NamedTensor) throws -> Void) throws -> (metadata: [String: String], notes: [String]) {
         let fileSize = try regularFileSize(path)
         do {
             try HDF5Calls.prepareThread()
@@ -90,9 +97,9 @@ public enum HDF5Reader {
 
         var walk = Walk(fileSize: fileSize)
         walk.visited.insert(try structure(nil) { try HDF5Calls.objectAddress(root) })
-        try readGroup(root, path: [], walk: &walk)
+        try readGroup(root, path: [], walk: &walk, each: each)
         let metadata = try rootMetadata(root, path: path, notes: &walk.notes)
-        return WeightsContents(format: "hdf5", tensors: walk.tensors, metadata: metadata, notes: walk.notes)
+        return (metadata, walk.notes)
     }
 
     static func regularFileSize(_ path: String) throws -> Int {
@@ -117,7 +124,7 @@ public enum HDF5Reader {
         }
     }
 
-    private static func readGroup(_ group: HDF5ID, path: [String], walk: inout Walk) throws {
+    private static func readGroup(_ group: HDF5ID, path: [String], walk: inout Walk, each: (NamedTensor) throws -> Void) throws {
         let groupKey = path.isEmpty ? nil : path.joined(separator: ".")
         let byCreation = try structure(groupKey) { try HDF5Calls.tracksCreationOrder(group) }
         let count = try structure(groupKey) { try HDF5Calls.linkCount(group) }
@@ -145,10 +152,10 @@ public enum HDF5Reader {
                 switch HDF5Calls.kind(object) {
                 case .group:
                     guard components.count < maxDepth else { throw HDF5Error.tooDeep(tensor: key, limit: maxDepth) }
-                    try readGroup(object, path: components, walk: &walk)
+                    try readGroup(object, path: components, walk: &walk, each: each)
                 case .dataset:
                     guard walk.keys.insert(key).inserted else { throw HDF5Error.duplicateKey(tensor: key) }
-                    walk.tensors.append(try readDataset(object, key: key, fileSize: walk.fileSize))
+                    try each(try readDataset(object, key: key, fileSize: walk.fileSize))
                 case .namedDatatype:
                     walk.notes.append("skipped '\(key)': a named datatype, not a dataset")
                 case .other:

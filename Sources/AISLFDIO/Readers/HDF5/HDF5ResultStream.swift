@@ -9,13 +9,13 @@ import Foundation
 /// The framing in which the isolated reading process hands its result to the
 /// parent through a pipe, and the parent's bounded decoding of it.
 ///
-/// Layout (integers little-endian): "H5RS", then 1 and the contents or 2 and the
-/// error, then "DONE".
-/// - contents: tensor count (u64); per tensor its key (string), dtype (string),
-///   rank (u32), dims (i64 each), byte count (u64) and bytes; metadata count (u64)
-///   and key/value strings; note count (u64) and strings.
-/// - error: the `HDF5Error` as JSON (string).
-/// - string: byte count (u64) and UTF-8 bytes.
+/// Layout (integers little-endian): "H5RS", then records, each a tag byte:
+/// - 1, a tensor: key (string), dtype (string), rank (u32), dims (i64 each),
+///   byte count (u64), bytes. Sent as soon as the reader has it.
+/// - 2, the end of the contents: metadata count (u64) and key/value strings,
+///   note count (u64) and strings; then "DONE".
+/// - 3, an error: the `HDF5Error` as JSON (string), then "DONE". Tensors sent before it are dropped.
+/// A string is its byte count (u64) and UTF-8 bytes.
 ///
 /// The decoder trusts nothing it reads: every count and size is checked against
 /// the bounds the reader itself keeps (a tensor cannot exceed what `HDF5Reader`
@@ -25,8 +25,9 @@ import Foundation
 public enum HDF5ResultStream {
     static let magic: [UInt8] = Array("H5RS".utf8)
     static let trailer: [UInt8] = Array("DONE".utf8)
-    static let contentsTag: UInt8 = 1
-    static let errorTag: UInt8 = 2
+    static let tensorTag: UInt8 = 1
+    static let contentsEndTag: UInt8 = 2
+    static let errorTag: UInt8 = 3
     /// HDF5's own limit on a dataspace's rank.
     static let maxRank = 32
     static let maxCount = HDF5Reader.maxLinks
@@ -45,53 +46,66 @@ public enum HDF5ResultStream {
 
     // MARK: Writing (the child)
 
-    /// Writes `result` to `fd`; false when the pipe broke (the parent went away).
+    /// Writes a whole result to `fd`; false when the pipe broke (the parent went away).
     public static func writeResult(_ result: Result<WeightsContents, HDF5Error>, to fd: Int32) -> Bool {
         var writer = Writer(fd: fd)
-        writer.append(magic)
         switch result {
         case .success(let contents):
-            writer.append([contentsTag])
-            writer.append(UInt64(contents.tensors.count))
-            for tensor in contents.tensors {
-                writer.append(string: tensor.key)
-                writer.append(string: tensor.dtype.rawValue)
-                writer.append(UInt32(tensor.shape.count))
-                for d in tensor.shape { writer.append(UInt64(bitPattern: Int64(d))) }
-                writer.append(UInt64(tensor.data.count))
-                guard writer.flush() else { return false }
-                guard tensor.data.withUnsafeBytes({ writeAll(fd, $0) }) else { return false }
-            }
-            writer.append(UInt64(contents.metadata.count))
-            for (key, value) in contents.metadata.sorted(by: { $0.key < $1.key }) {
-                writer.append(string: key)
-                writer.append(string: value)
-            }
-            writer.append(UInt64(contents.notes.count))
-            for note in contents.notes { writer.append(string: note) }
+            for tensor in contents.tensors where !writer.send(tensor) { return false }
+            return writer.finish(metadata: contents.metadata, notes: contents.notes)
         case .failure(let error):
-            writer.append([errorTag])
-            guard let json = try? JSONEncoder().encode(error) else { return false }
-            writer.append(UInt64(json.count))
-            writer.append(Array(json))
+            return writer.fail(error)
         }
-        writer.append(trailer)
-        return writer.flush()
     }
 
-    private struct Writer {
+    /// Writes one result record by record; each call says whether the pipe still works.
+    struct Writer {
         let fd: Int32
-        var pending: [UInt8] = []
+        private var pending = magic
 
-        mutating func append(_ bytes: [UInt8]) { pending += bytes }
-        mutating func append<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { pending += $0 } }
-        mutating func append(string: String) {
+        init(fd: Int32) { self.fd = fd }
+
+        mutating func send(_ tensor: NamedTensor) -> Bool {
+            append([tensorTag])
+            append(string: tensor.key)
+            append(string: tensor.dtype.rawValue)
+            append(UInt32(tensor.shape.count))
+            for d in tensor.shape { append(UInt64(bitPattern: Int64(d))) }
+            append(UInt64(tensor.data.count))
+            return flush() && tensor.data.withUnsafeBytes { writeAll(fd, $0) }
+        }
+
+        mutating func finish(metadata: [String: String], notes: [String]) -> Bool {
+            append([contentsEndTag])
+            append(UInt64(metadata.count))
+            for (key, value) in metadata.sorted(by: { $0.key < $1.key }) {
+                append(string: key)
+                append(string: value)
+            }
+            append(UInt64(notes.count))
+            for note in notes { append(string: note) }
+            append(trailer)
+            return flush()
+        }
+
+        mutating func fail(_ error: HDF5Error) -> Bool {
+            guard let json = try? JSONEncoder().encode(error) else { return false }
+            append([errorTag])
+            append(UInt64(json.count))
+            append(Array(json))
+            append(trailer)
+            return flush()
+        }
+
+        private mutating func append(_ bytes: [UInt8]) { pending += bytes }
+        private mutating func append<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { pending += $0 } }
+        private mutating func append(string: String) {
             let utf8 = Array(string.utf8)
             append(UInt64(utf8.count))
             append(utf8)
         }
 
-        mutating func flush() -> Bool {
+        private mutating func flush() -> Bool {
             defer { pending.removeAll(keepingCapacity: true) }
             return pending.withUnsafeBytes { writeAll(fd, $0) }
         }
@@ -131,56 +145,57 @@ public enum HDF5ResultStream {
     public static func readResult(from fd: Int32, fileSize: Int, deadline: Double) throws -> Result<WeightsContents, HDF5Error> {
         var reader = Reader(fd: fd, deadline: deadline, maxString: maxStringBytes(fileSize: fileSize))
         guard try reader.bytes(magic.count) == magic else { throw Problem.malformed("no header") }
-        let result: Result<WeightsContents, HDF5Error>
-        switch try reader.bytes(1)[0] {
-        case contentsTag:
-            result = .success(try readContents(&reader, maxTensorBytes: maxTensorBytes(fileSize: fileSize)))
-        case errorTag:
-            let json = try reader.stringBytes()
-            guard let error = try? JSONDecoder().decode(HDF5Error.self, from: Data(json)) else {
-                throw Problem.malformed("undecodable error")
+        let maxBytes = maxTensorBytes(fileSize: fileSize)
+        var tensors: [NamedTensor] = []
+        while true {
+            switch try reader.bytes(1)[0] {
+            case tensorTag:
+                guard tensors.count < maxCount else { throw Problem.malformed("more than \(maxCount) tensors") }
+                tensors.append(try readTensor(&reader, maxTensorBytes: maxBytes))
+            case contentsEndTag:
+                var metadata: [String: String] = [:]
+                for _ in 0..<(try reader.count()) {
+                    let key = try reader.string()
+                    metadata[key] = try reader.string()
+                }
+                var notes: [String] = []
+                for _ in 0..<(try reader.count()) { notes.append(try reader.string()) }
+                try reader.expectTrailer()
+                return .success(WeightsContents(format: "hdf5", tensors: tensors, metadata: metadata, notes: notes))
+            case errorTag:
+                let json = try reader.stringBytes()
+                guard let error = try? JSONDecoder().decode(HDF5Error.self, from: Data(json)) else {
+                    throw Problem.malformed("undecodable error")
+                }
+                try reader.expectTrailer()
+                return .failure(error)
+            case let tag:
+                throw Problem.malformed("unknown record \(tag)")
             }
-            result = .failure(error)
-        case let tag:
-            throw Problem.malformed("unknown result kind \(tag)")
         }
-        guard try reader.bytes(trailer.count) == trailer else { throw Problem.malformed("no trailer") }
-        return result
     }
 
-    private static func readContents(_ reader: inout Reader, maxTensorBytes: Int) throws -> WeightsContents {
-        let tensorCount = try reader.count()
-        var tensors: [NamedTensor] = []
-        for _ in 0..<tensorCount {
-            let key = try reader.string()
-            guard let dtype = DType(rawValue: try reader.string()) else { throw Problem.malformed("unknown dtype") }
-            let rank = Int(try reader.integer(UInt32.self))
-            guard rank <= maxRank else { throw Problem.malformed("rank \(rank)") }
-            var shape: [Int] = []
-            for _ in 0..<rank {
-                let d = Int64(bitPattern: try reader.integer(UInt64.self))
-                guard d >= 0, let n = Int(exactly: d) else { throw Problem.malformed("negative dimension") }
-                shape.append(n)
-            }
-            let declared = try reader.integer(UInt64.self)
-            guard let byteCount = try? Checked.byteCount(shape, dtype), UInt64(byteCount) == declared else {
-                throw Problem.malformed("'\(key)': \(declared) bytes for shape \(shape) of \(dtype.rawValue)")
-            }
-            guard byteCount <= maxTensorBytes else {
-                throw Problem.malformed("'\(key)': \(byteCount) bytes, more than the reader allows (\(maxTensorBytes))")
-            }
-            var data = [UInt8](repeating: 0, count: byteCount)
-            try data.withUnsafeMutableBytes { try reader.fill($0) }
-            tensors.append(NamedTensor(key: key, dtype: dtype, shape: shape, data: data))
+    private static func readTensor(_ reader: inout Reader, maxTensorBytes: Int) throws -> NamedTensor {
+        let key = try reader.string()
+        guard let dtype = DType(rawValue: try reader.string()) else { throw Problem.malformed("unknown dtype") }
+        let rank = Int(try reader.integer(UInt32.self))
+        guard rank <= maxRank else { throw Problem.malformed("rank \(rank)") }
+        var shape: [Int] = []
+        for _ in 0..<rank {
+            let d = Int64(bitPattern: try reader.integer(UInt64.self))
+            guard d >= 0, let n = Int(exactly: d) else { throw Problem.malformed("negative dimension") }
+            shape.append(n)
         }
-        var metadata: [String: String] = [:]
-        for _ in 0..<(try reader.count()) {
-            let key = try reader.string()
-            metadata[key] = try reader.string()
+        let declared = try reader.integer(UInt64.self)
+        guard let byteCount = try? Checked.byteCount(shape, dtype), UInt64(byteCount) == declared else {
+            throw Problem.malformed("'\(key)': \(declared) bytes for shape \(shape) of \(dtype.rawValue)")
         }
-        var notes: [String] = []
-        for _ in 0..<(try reader.count()) { notes.append(try reader.string()) }
-        return WeightsContents(format: "hdf5", tensors: tensors, metadata: metadata, notes: notes)
+        guard byteCount <= maxTensorBytes else {
+            throw Problem.malformed("'\(key)': \(byteCount) bytes, more than the reader allows (\(maxTensorBytes))")
+        }
+        var data = [UInt8](repeating: 0, count: byteCount)
+        try data.withUnsafeMutableBytes { try reader.fill($0) }
+        return NamedTensor(key: key, dtype: dtype, shape: shape, data: data)
     }
 
     /// Seconds on a clock that never jumps, for deadlines.
@@ -197,6 +212,10 @@ public enum HDF5ResultStream {
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         var start = 0
         var end = 0
+
+        mutating func expectTrailer() throws {
+            guard try bytes(trailer.count) == trailer else { throw Problem.malformed("no trailer") }
+        }
 
         mutating func count() throws -> Int {
             let n = try integer(UInt64.self)
