@@ -193,8 +193,11 @@ public enum HDF5ResultStream {
         guard byteCount <= maxTensorBytes else {
             throw Problem.malformed("'\(key)': \(byteCount) bytes, more than the reader allows (\(maxTensorBytes))")
         }
-        var data = [UInt8](repeating: 0, count: byteCount)
-        try data.withUnsafeMutableBytes { try reader.fill($0) }
+        // Not zeroed first: every byte is either read or the array is dropped empty.
+        let data = try [UInt8](unsafeUninitializedCapacity: byteCount) { buffer, count in
+            try reader.fill(UnsafeMutableRawBufferPointer(buffer))
+            count = byteCount
+        }
         return NamedTensor(key: key, dtype: dtype, shape: shape, data: data)
     }
 
