@@ -91,6 +91,15 @@ final class HDF5ReaderTests: XCTestCase {
         }
     }
 
+    /// Found by fuzzing as a libhdf5 crasher (H5Dread copies a whole claimed chunk):
+    /// the reader checks the chunk shape first, so even the in-process read is safe.
+    func testAChunkShapePastTheDatasetIsRefused() throws {
+        let path = Fixtures.path("hdf5/chunk_past_shape.h5")
+        guard let (error, message) = expectFileError(HDF5Error.self, path: path, { _ = try HDF5Reader.read(path: path, isolated: false) }) else { return }
+        XCTAssertEqual(caseName(error), "corrupt")
+        XCTAssertTrue(message.hasSuffix(": dataset '_backbone._conv1_1.weight': corrupt HDF5 structure (chunk shape [8, 3, 4099, 3] does not fit the dataset's maximum shape [8, 3, 3, 3])"), message)
+    }
+
     func testTruncatedFilesAreRefused() throws {
         let whole = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Fixtures.path("hdf5/dtypes.h5"))))
         for cut in [0, 7, 8, 100, 512, 2048, whole.count / 2, whole.count - 100, whole.count - 1] {

@@ -2,10 +2,11 @@
 import Glibc
 import AISLFDCore
 
-// libhdf5 1.10 still crashes on about 0.1% of randomly damaged files (in its
-// dataset-header, attribute and chunk-index decoding), past anything the reader
-// can check from outside. So the library runs in a forked child: a crash or hang
-// there becomes an `HDF5Error` here, and this process never calls libhdf5.
+// libhdf5 1.10 still crashes on about 0.1% of randomly damaged files (decoding
+// datatype messages in H5Dopen and H5Aexists_by_name, copying chunks in H5Dread),
+// past anything the reader can check from outside. So the library runs in a forked
+// child: a crash or hang there becomes an `HDF5Error` here, memory it corrupts is
+// not this process's, and this process never calls libhdf5 itself.
 extension HDF5Reader {
     /// Time allowed for one isolated read: generous for decompressing up to the
     /// reader's limits, short enough that a hung library is noticed.

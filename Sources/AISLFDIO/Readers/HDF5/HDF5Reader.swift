@@ -13,6 +13,10 @@ import Foundation
 /// dataset cannot be larger than the file; a chunked (possibly compressed)
 /// dataset, and each of its chunks, at most `maxExpansion` times the file's size
 /// and at most `maxChunkedBytes`.
+///
+/// By default libhdf5 runs in a child process (HDF5Isolation.swift), which sends the
+/// tensors back through a pipe (HDF5ResultStream.swift): a file that crashes or hangs
+/// the library gives an error, never a crash of the caller.
 public enum HDF5Reader {
     /// Prefix length that `matches(prefix:)` needs to see the signature after a
     /// user block of up to 64 KiB. 8 bytes suffice for files without a user block
@@ -251,7 +255,8 @@ public enum HDF5Reader {
             // libhdf5 refuses to create such chunks but not to read them: it then copies a
             // whole claimed chunk out of the smaller stored one, past its buffer.
             guard chunkDims.count == maxShape.count, zip(chunkDims, maxShape).allSatisfy({ $0 <= $1 }) else {
-                throw HDF5Error.corrupt(tensor: key, reason: "chunk shape \(chunkDims) does not fit the dataset's maximum shape \(maxShape.map { $0 == UInt64.max ? "unlimited" : String($0) })")
+                let maximum = maxShape.map { $0 == UInt64.max ? "unlimited" : String($0) }.joined(separator: ", ")
+                throw HDF5Error.corrupt(tensor: key, reason: "chunk shape \(chunkDims) does not fit the dataset's maximum shape [\(maximum)]")
             }
             let chunk = try sizes(chunkDims, key: key)
             guard let chunkBytes = try? Checked.mul(Checked.elementCount(chunk), elementSize), chunkBytes <= limit else {
