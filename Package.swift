@@ -51,6 +51,7 @@ let package = Package(
         .testTarget(name: "AISLFDSchemaTests", dependencies: ["AISLFDSchema", "AISLFDIO", "AISLFDTestSupport"]),
         .testTarget(name: "AISLFDConvertTests", dependencies: ["AISLFDConvert", "AISLFDRuntime", "AISLFDTestSupport"]),
         .testTarget(name: "AISLFDRuntimeTests", dependencies: ["AISLFDRuntime", "AISLFDTestSupport"]),
+        .testTarget(name: "AISLFDVerifyTests", dependencies: ["AISLFDVerify", "AISLFDConvert", "AISLFDIO", "AISLFDSchema", "AISLFDTestSupport"]),
         .testTarget(name: "AISLFDCommandsTests", dependencies: ["AISLFDCommands", "AISLFDTestSupport"]),
     ],
     swiftLanguageModes: [.v5]

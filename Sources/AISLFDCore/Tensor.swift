@@ -92,3 +92,13 @@ public struct WeightsContents: Sendable {
 
     public subscript(key: String) -> NamedTensor? { tensors.first { $0.key == key } }
 }
+
+extension NamedTensor {
+    public init(key: String, shape: [Int], int64 values: [Int64]) {
+        var bytes = [UInt8](repeating: 0, count: values.count * 8)
+        bytes.withUnsafeMutableBytes { raw in
+            for (i, v) in values.enumerated() { raw.storeBytes(of: v.littleEndian, toByteOffset: i * 8, as: Int64.self) }
+        }
+        self.init(key: key, dtype: .int64, shape: shape, data: bytes)
+    }
+}

@@ -80,10 +80,11 @@ public struct ValidationReport: Codable, Equatable, Sendable {
         let lead = file.map { "\($0): " } ?? ""
         var lines = problems.map { lead + $0.message }
         lines += notes.map { lead + "note: " + $0 }
+        let name = architecture + (detected ? " (detected from the names)" : "")
         if valid {
-            lines.append("OK: \(architecture), \(tensorCount) tensors, \(grouped(valueCount)) values")
+            lines.append("OK: \(name), \(tensorCount) tensors, \(grouped(valueCount)) values")
         } else {
-            lines.append("\(architecture): \(tensorCount) tensors, \(problems.count) problem\(problems.count == 1 ? "" : "s")")
+            lines.append("\(name): \(tensorCount) tensors, \(problems.count) problem\(problems.count == 1 ? "" : "s")")
         }
         return lines.joined(separator: "\n")
     }

@@ -1,1 +1,3 @@
-print("not yet")
+import AISLFDCommands
+
+CommandMain.run(RunCommand.self)

@@ -30,57 +30,46 @@ enum InputFile {
     static let defaultLimit = 1 << 34
 
     static func readAll(path: String, limit: Int = defaultLimit) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw InputFileError.cannotOpen(String(cString: strerror(errno))) }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw InputFileError.readFailed(String(cString: strerror(errno))) }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw InputFileError.notARegularFile }
-        let size = Int(info.st_size)
-        guard size <= limit else { throw InputFileError.tooLarge(size, limit: limit) }
-
-        var bytes = [UInt8](repeating: 0, count: size)
-        var done = 0
-        try bytes.withUnsafeMutableBytes { buffer in
-            guard let base = buffer.baseAddress else { return }
-            while done < size {
-                let n = read(fd, base + done, size - done)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw InputFileError.readFailed(String(cString: strerror(errno)))
-                }
-                if n == 0 { throw InputFileError.changedWhileReading }
-                done += n
-            }
+        try read(path) { size in
+            guard size <= limit else { throw InputFileError.tooLarge(size, limit: limit) }
+            return (size, true)
         }
-        return bytes
     }
-}
 
-extension InputFile {
     /// The first `count` bytes (fewer for a shorter file), for recognising a format.
     static func readPrefix(path: String, count: Int) throws -> [UInt8] {
+        try read(path) { size in (min(size, count), false) }
+    }
+
+    /// Opens a regular file and reads the number of bytes `plan` picks from its size;
+    /// `exact`: the file must still hold them all (it did not shrink meanwhile).
+    private static func read(_ path: String, plan: (Int) throws -> (count: Int, exact: Bool)) throws -> [UInt8] {
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { throw InputFileError.cannotOpen(String(cString: strerror(errno))) }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw InputFileError.readFailed(String(cString: strerror(errno))) }
         guard (info.st_mode & S_IFMT) == S_IFREG else { throw InputFileError.notARegularFile }
+        let (count, exact) = try plan(Int(info.st_size))
+
         var bytes = [UInt8](repeating: 0, count: count)
         var done = 0
         try bytes.withUnsafeMutableBytes { buffer in
             guard let base = buffer.baseAddress else { return }
             while done < count {
-                let n = read(fd, base + done, count - done)
+                let n = Glibc.read(fd, base + done, count - done)
                 if n < 0 {
                     if errno == EINTR { continue }
                     throw InputFileError.readFailed(String(cString: strerror(errno)))
                 }
-                if n == 0 { break }
+                if n == 0 {
+                    if exact { throw InputFileError.changedWhileReading }
+                    break
+                }
                 done += n
             }
         }
-        return Array(bytes[0..<done])
+        return done == count ? bytes : Array(bytes[0..<done])
     }
 }
 

@@ -27,6 +27,14 @@ public enum WeightsReader {
     static let prefixLength = max(HDF5Reader.prefixLength, SafetensorsReader.prefixLength, 64)
 
     public static func kind(ofFileAt path: String) throws -> FileKind {
+        guard let kind = try recognisedKind(ofFileAt: path) else {
+            throw FileError(path: path, problem: WeightsReaderError.unrecognised)
+        }
+        return kind
+    }
+
+    /// The kind, or nil for a readable file of none of these kinds (an image, say).
+    public static func recognisedKind(ofFileAt path: String) throws -> FileKind? {
         let prefix: [UInt8]
         do { prefix = try InputFile.readPrefix(path: path, count: prefixLength) } catch { throw FileError(path: path, problem: error) }
         if prefix.starts(with: AISWFormat.magic) { return .aisw }
@@ -35,7 +43,7 @@ public enum WeightsReader {
         if TorchReader.matches(prefix: prefix) { return .pytorch }
         if NPZReader.matches(prefix: prefix) { return .npz }
         if SafetensorsReader.matches(prefix: prefix) { return .safetensors }
-        throw FileError(path: path, problem: WeightsReaderError.unrecognised)
+        return nil
     }
 
     /// Reads a source weights file (HDF5, NPZ, PyTorch, safetensors).

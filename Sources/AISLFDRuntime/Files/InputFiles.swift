@@ -18,7 +18,7 @@ public enum InputFileProblem: Error, CustomStringConvertible, Equatable, Sendabl
 public enum InputFiles {
     /// PNG or JPEG (RGB, 8-bit / 255), or `.npy` float32 [3, H, W] or [1, 3, H, W] used as is.
     public static func image(path: String) throws -> Image {
-        if try WeightsReader.kind(ofFileAt: path) == .npy {
+        if try WeightsReader.recognisedKind(ofFileAt: path) == .npy {
             let t = try NPYReader.read(path: path)
             guard t.dtype == .float32 else { throw FileError(path: path, problem: InputFileProblem.wrongDType(what: "an .npy image", found: t.dtype)) }
             let dims = t.shape.count == 4 && t.shape[0] == 1 ? Array(t.shape.dropFirst()) : t.shape

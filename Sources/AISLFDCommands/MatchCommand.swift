@@ -1,0 +1,98 @@
+import AISLFDCore
+import AISLFDIO
+import AISLFDRuntime
+import ArgumentParser
+
+extension DistanceKind: ExpressibleByArgument {}
+
+/// `aislfd-match MODEL IMAGE0 IMAGE1 ...`: mutual nearest neighbours under Eq. 1.
+public struct MatchCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "aislfd-match",
+        abstract: "Match keypoints of two images: mutual nearest neighbours under Eq. 1.",
+        discussion: """
+        Eq. 1: dis(q, k) = sum_s softmax_s(m_s^q . m_s^k) * ||l_s^q - l_s^k||, the meta descriptors \
+        weighting the four invariances per pair. --distance squared uses LISRD's 2 - 2 l.l instead \
+        of the L2 distance. Writes matches int64 [M, 2] and distance float32 [M].
+        """)
+
+    @Argument(help: "A .aisw model or a source weights file.")
+    var model: String
+    @Argument(help: "First image (PNG, JPEG or .npy).")
+    var image0: String
+    @Argument(help: "Second image.")
+    var image1: String
+
+    @Option(help: "Keypoints of the first image, .npy float32 [N, 2] (x, y).")
+    var keypoints0: String
+    @Option(help: "Keypoints of the second image.")
+    var keypoints1: String
+    @Option(name: .short, help: "The match file to write (NPZ).")
+    var output: String
+    @Option(help: "eq1 (Eq. 1, the default) or squared.")
+    var distance: DistanceKind = .eq1
+    @Option(help: "Also draw the two images side by side with a line per match (PNG).")
+    var draw: String?
+
+    @OptionGroup var threads: ThreadOption
+    @OptionGroup var architecture: ArchitectureOption
+    @OptionGroup var format: OutputOptions
+
+    public init() {}
+
+    public func run() throws {
+        threads.apply()
+        let network = try ModelFile.load(path: model, architecture: architecture.id).makeModel()
+        let points0 = try InputFiles.keypoints(path: keypoints0), points1 = try InputFiles.keypoints(path: keypoints1)
+        let d0 = try describe(network, image0, points0, keypoints0), d1 = try describe(network, image1, points1, keypoints1)
+        let matches = try Matching.mutualNearestNeighbours(d0, d1, kind: distance)
+
+        try NPZWriter.write([
+            NamedTensor(key: "matches", shape: [matches.count, 2], int64: matches.flatMap { [Int64($0.index0), Int64($0.index1)] }),
+            NamedTensor(key: "distance", shape: [matches.count], floats: matches.map(\.distance)),
+        ], to: output)
+        if let draw { try drawPicture(matches, points0, points1, to: draw) }
+
+        struct Summary: Encodable { var keypoints0: Int; var keypoints1: Int; var matches: Int; var distance: String; var output: String; var picture: String? }
+        let summary = Summary(keypoints0: points0.count, keypoints1: points1.count, matches: matches.count,
+                              distance: distance.rawValue, output: output, picture: draw)
+        if format.json {
+            Output.print(try Output.json(summary))
+        } else {
+            Output.print("\(matches.count) mutual nearest neighbours of \(points0.count) x \(points1.count) keypoints (\(distance.rawValue) distance)")
+            Output.print("wrote \(output)" + (draw.map { " and \($0)" } ?? ""))
+        }
+    }
+
+    private func describe(_ network: Model, _ image: String, _ points: [Keypoint], _ keypointsPath: String) throws -> KeypointDescriptors {
+        let input = try InputFiles.image(path: image)
+        let outputs = try blame(image) { try network.forward(image: input) }
+        return try blame(keypointsPath) { try outputs.describe(points) }
+    }
+
+    private func drawPicture(_ matches: [Match], _ points0: [Keypoint], _ points1: [Keypoint], to path: String) throws {
+        let left = try rgb(image0), right = try rgb(image1)
+        var picture = MatchPicture(left: left, right: right, scale: MatchPicture.scale(forHeight: 480, left: left, right: right))
+        for (i, m) in matches.enumerated() {
+            let a = points0[m.index0], b = points1[m.index1]
+            picture.connect(left: (a.x, a.y), right: (b.x, b.y), index: i)
+        }
+        let canvas = picture.canvas
+        try PNGWriter.write(rgb: canvas.pixels, height: canvas.height, width: canvas.width, to: path)
+    }
+
+    /// 8-bit pixels of an image file; `.npy` images are scaled from [0, 1].
+    private func rgb(_ path: String) throws -> MatchPicture.RGBImage {
+        if try WeightsReader.recognisedKind(ofFileAt: path) == .npy {
+            let image = try InputFiles.image(path: path)
+            let plane = image.height * image.width
+            var pixels = [UInt8](repeating: 0, count: plane * 3)
+            for c in 0..<3 {
+                for p in 0..<plane { pixels[p * 3 + c] = UInt8((min(max(image.values[c * plane + p], 0), 1) * 255).rounded()) }
+            }
+            return MatchPicture.RGBImage(pixels: pixels, height: image.height, width: image.width)
+        }
+        let decoded = try ImageReader.readRGB(path: path)
+        return MatchPicture.RGBImage(pixels: decoded.rgb, height: decoded.height, width: decoded.width)
+    }
+}

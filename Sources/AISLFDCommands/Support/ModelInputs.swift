@@ -1,0 +1,31 @@
+import AISLFDCore
+import AISLFDRuntime
+import ArgumentParser
+
+/// `--threads N`: worker threads for the forward pass (default: every core).
+public struct ThreadOption: ParsableArguments {
+    @Option(help: "Worker threads for the forward pass (default: all cores).")
+    var threads: Int?
+
+    public init() {}
+
+    public func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func apply() {
+        if let threads { RuntimeThreads.set(threads) }
+    }
+}
+
+extension NamedTensor {
+    /// A runtime array as a float32 tensor for an NPZ run file.
+    init(_ array: NamedArray) {
+        self.init(key: array.name, shape: array.shape, floats: array.values)
+    }
+}
+
+/// Runs `body` and wraps a runtime error (bad image size, bad keypoint) as a problem of `path`.
+func blame<T>(_ path: String, _ body: () throws -> T) throws -> T {
+    do { return try body() } catch let e as FileError { throw e } catch { throw FileError(path: path, problem: error) }
+}
