@@ -8,7 +8,7 @@ import XCTest
 
 /// How MixedPrecision spends the size budget, and how it respects keep patterns and fp16
 /// overflow. Small calibration runs: these check the bookkeeping, not the accuracy
-/// (SampleAccuracyTests does that with the defaults).
+/// (ParityTests does that with the defaults).
 final class MixedPrecisionTests: XCTestCase {
     static let quick = CalibrationSettings(images: 1, height: 48, width: 64, sensitivityImages: 1, sensitivityHeight: 48, sensitivityWidth: 64)
 
