@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Dependencies point one way: C libraries -> Core -> IO / Schema -> Convert / Runtime
+// Dependencies point one way: C libraries -> Core -> IO / Schema -> Runtime -> Convert
 // -> Verify -> Commands -> executables. Only the command layer imports ArgumentParser.
 let package = Package(
     name: "aislfd",
@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "AISLFDCore", dependencies: ["CZlib"]),
         .target(name: "AISLFDIO", dependencies: ["AISLFDCore", "CHDF5", "CZlib", "CPNG", "CJPEG", "CImageShims"]),
         .target(name: "AISLFDSchema", dependencies: ["AISLFDCore"]),
-        .target(name: "AISLFDConvert", dependencies: ["AISLFDCore", "AISLFDIO", "AISLFDSchema"]),
+        .target(name: "AISLFDConvert", dependencies: ["AISLFDCore", "AISLFDIO", "AISLFDSchema", "AISLFDRuntime", "COpenBLAS"]),
         .target(name: "AISLFDRuntime", dependencies: ["AISLFDCore", "AISLFDIO", "AISLFDSchema", "COpenBLAS", "CKernels"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(name: "AISLFDVerify", dependencies: ["AISLFDCore", "AISLFDIO", "AISLFDRuntime"]),

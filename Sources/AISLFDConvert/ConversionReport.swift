@@ -50,6 +50,13 @@ public struct ConversionReport: Codable, Equatable, Sendable {
         public var fp16FlushedToZero: Int
         /// The keep pattern that held the tensor at fp32.
         public var keptBy: String?
+        /// int8: "gptq" or "nearest".
+        public var rounding: String?
+        /// Mean output error (1 - cos over the output maps' positions) on the calibration
+        /// images with this tensor alone at the asked precision; nil when not measured.
+        public var sensitivity: Double?
+        /// Why it is stored wider than the asked precision, when MixedPrecision promoted it.
+        public var promotion: String?
     }
 
     public struct Totals: Codable, Equatable, Sendable {
@@ -75,6 +82,8 @@ public struct ConversionReport: Codable, Equatable, Sendable {
         public var tensorsByStorage: [String: Int]
         public var fp16Overflow: Int
         public var fp16FlushedToZero: Int
+        /// The size budget in force (fraction of the source fp32 payload), when promotions ran.
+        public var sizeBudget: Double?
     }
 
     public var architecture: String
@@ -109,10 +118,13 @@ public struct ConversionReport: Codable, Equatable, Sendable {
         let keyWidth = max(3, tensors.map(\.key.count).max() ?? 0)
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
         func padLeft(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
-        lines.append(pad("key", keyWidth) + "  storage  " + pad("shape", 16) + padLeft("bytes", 11) + padLeft("SQNR dB", 10) + padLeft("max abs err", 13))
+        lines.append(pad("key", keyWidth) + "  storage  " + pad("shape", 16) + padLeft("bytes", 11) + padLeft("SQNR dB", 10) + padLeft("max abs err", 13)
+                     + padLeft("rounding", 10) + padLeft("sensitivity", 13))
         for t in tensors {
             var line = pad(t.key, keyWidth) + "  " + pad(t.storage, 7) + "  " + pad("[" + t.shape.map(String.init).joined(separator: ", ") + "]", 16)
                 + padLeft(grouped(t.bytes), 11) + padLeft(t.sqnr.description, 10) + padLeft(formatError(t.maxAbsError), 13)
+                + padLeft(t.rounding ?? "-", 10) + padLeft(t.sensitivity.map(formatError) ?? "-", 13)
+            if let p = t.promotion { line += "  " + p }
             if t.fp16Overflow > 0 { line += "  \(t.fp16Overflow) clamped" }
             if t.fp16FlushedToZero > 0 { line += "  \(t.fp16FlushedToZero) flushed to zero" }
             if let p = t.keptBy { line += "  kept by \"\(p)\"" }
@@ -122,7 +134,8 @@ public struct ConversionReport: Codable, Equatable, Sendable {
         let storages = s.tensorsByStorage.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         lines.append("tensors: \(s.sourceTensors) in the source, \(s.storedTensors) stored (\(storages))")
         lines.append("size: source fp32 payload \(grouped(s.sourcePayloadBytes)) bytes, output \(grouped(s.outputBytes)) bytes"
-                     + " (" + String(format: "%.1f", s.ratio * 100) + "%)")
+                     + " (" + String(format: "%.1f", s.ratio * 100) + "%)"
+                     + (s.sizeBudget.map { ", budget " + String(format: "%.1f", $0 * 100) + "%" } ?? ""))
         var quality = "SQNR: all stored values \(s.sqnr) dB, quantized weights \(s.quantizedSQNR) dB"
         if let k = s.lowestSQNRTensor { quality += ", lowest \(s.lowestSQNR) dB (\(k))" }
         lines.append(quality)

@@ -33,6 +33,47 @@ struct WorkingTensor {
     var error = StorageError()
     /// The keep pattern that held it at fp32, if one did.
     var keptBy: String?
+    /// How its int8 values were rounded: "gptq" or "nearest" (nil unless int8).
+    var rounding: String?
+    /// Why it is stored wider than the asked precision (MixedPrecision), if it is.
+    var promotion: String?
+    /// Mean output error with this tensor alone at the asked precision (MixedPrecision).
+    var sensitivity: Double?
+}
+
+extension WorkingTensor {
+    /// The float32 values a reader gets from the stored form.
+    var storedValues: [Float] {
+        switch stored {
+        case .fp32: return values
+        case .fp16(let bits): return bits.map { Float(Float16(bitPattern: $0)) }
+        case .int8(let q, let scales):
+            let per = scales.isEmpty ? 0 : q.count / scales.count
+            return q.enumerated().map { j, v in per == 0 ? 0 : Float(v) * scales[j / per] }
+        }
+    }
+
+    /// Bytes of its data region (and int8 scales region) in an .aisw file, each padded to 64.
+    var fileBytes: Int { StoredForm.fileBytes(stored, count: values.count, rows: shape.first ?? 1) }
+}
+
+extension StoredForm {
+    static func fileBytes(_ form: StoredForm, count: Int, rows: Int) -> Int {
+        func aligned(_ n: Int) -> Int { (n + 63) / 64 * 64 }
+        switch form {
+        case .fp32: return aligned(4 * count)
+        case .fp16: return aligned(2 * count)
+        case .int8: return aligned(count) + aligned(4 * rows)
+        }
+    }
+
+    var storageName: String {
+        switch self {
+        case .fp32: return "fp32"
+        case .fp16: return "fp16"
+        case .int8: return "int8"
+        }
+    }
 }
 
 /// A BatchNorm as a per-channel affine, in Double: the folds use these exact values and
@@ -53,6 +94,11 @@ struct ConversionState {
     /// BatchNorm layers currently stored as `X.scale` / `X.shift`.
     var affines: [String: Affine] = [:]
     var folds: [AISWMetadata.Fold] = []
+    /// Second moments of each int8-bound weight's input on the calibration images, by weight
+    /// key (CollectInputMoments); weights reading the same input share one.
+    var moments: [String: InputMoments] = [:]
+    /// Bytes the mixed-precision pass leaves for the file's header, metadata and table.
+    var reservedBytes = 0
 
     init(schema: ArchitectureSchema, options: ConversionOptions, source: [NamedTensor]) {
         self.schema = schema

@@ -57,14 +57,15 @@ public enum Converter {
         passes(options).map(\.name)
     }
 
-    static func passes(_ options: ConversionOptions) -> [any ConversionPass] {
+    static func passes(_ options: ConversionOptions, measured: SensitivityCache = SensitivityCache()) -> [any ConversionPass] {
         var list: [any ConversionPass] = [ToFloat32()]
         if options.fold { list += [FoldBatchNorm(), FoldConvBatchNorm(), FoldAffineIntoNextConv()] }
         switch options.precision {
         case .fp32: break
         case .fp16: list.append(QuantizeFP16())
-        case .int8: list.append(QuantizeInt8())
+        case .int8: list += (options.calibrates ? [CollectInputMoments()] : []) + [QuantizeInt8()]
         }
+        if options.calibrates { list.append(MixedPrecision(measured: measured)) }
         return list
     }
 
@@ -76,10 +77,54 @@ public enum Converter {
         try checkInput(contents, schema)
         var state = ConversionState(schema: schema, options: options, source: contents.tensors)
         var records: [AISWMetadata.Pass] = []
-        for pass in passes(options) {
+        let measured = SensitivityCache()
+        var list = passes(options, measured: measured)
+        let mixed = list.last is MixedPrecision ? list.removeLast() : nil
+        for pass in list {
             records.append(AISWMetadata.Pass(name: pass.name, details: try pass.run(&state)))
         }
+        guard let mixed, let fraction = options.effectiveSizeBudget else {
+            return try assemble(state, records, contents, options, source, converter)
+        }
 
+        // The promotions fill the budget up to what the header, metadata and table need:
+        // measured on the file without them, plus room for the records they add; if the
+        // file still comes out too large, again with that much more room.
+        let budget = Int((fraction * Double(contents.tensors.reduce(0) { $0 + $1.elementCount } * 4)).rounded(.down))
+        let plain = try assemble(state, records + [AISWMetadata.Pass(name: mixed.name, details: .null)], contents, options, source, converter)
+        var reserve = plain.report.totals.outputBytes - state.tensors.reduce(0) { $0 + $1.fileBytes } + 16_384
+        var attempt = 0
+        while true {
+            var trial = state
+            trial.reservedBytes = reserve
+            let details = try mixed.run(&trial)
+            let result = try assemble(trial, records + [AISWMetadata.Pass(name: mixed.name, details: details)], contents, options, source, converter)
+            attempt += 1
+            if result.report.totals.outputBytes <= budget || attempt == 4 { return result }
+            reserve += result.report.totals.outputBytes - budget + 1024
+        }
+    }
+
+    /// The second moments CollectInputMoments gathers for each int8-bound weight (by key) with
+    /// `options` (precision int8, calibration set) — what GPTQ works from; empty when it
+    /// gathers none. The same folds run first, so the inputs are those of the stored network.
+    public static func inputMoments(_ contents: WeightsContents, schema: ArchitectureSchema,
+                                    options: ConversionOptions) throws -> [String: InputMoments] {
+        guard options.precision == .int8, options.calibration != nil else { return [:] }
+        try checkInput(contents, schema)
+        var state = ConversionState(schema: schema, options: options, source: contents.tensors)
+        for pass in passes(options) {
+            _ = try pass.run(&state)
+            if pass is CollectInputMoments { break }
+        }
+        return state.moments
+    }
+
+    /// The file and its report from the state the passes left.
+    static func assemble(_ state: ConversionState, _ records: [AISWMetadata.Pass], _ contents: WeightsContents,
+                         _ options: ConversionOptions, _ source: AISWMetadata.Source,
+                         _ converter: AISWMetadata.Converter) throws -> Conversion {
+        let schema = state.schema
         let stored = state.tensors.map(aiswTensor)
         var history: [String: [String]] = [:]
         for t in state.tensors where !t.history.isEmpty { history[t.key] = t.history }
@@ -178,7 +223,8 @@ public enum Converter {
             byStorage[storage, default: 0] += 1
             rows.append(ConversionReport.Tensor(key: t.key, role: t.role, shape: t.shape, storage: storage, bytes: bytes,
                                                 sqnr: Decibels(signal: e.signal, noise: e.noise), maxAbsError: e.maxAbs,
-                                                fp16Overflow: e.fp16Overflow, fp16FlushedToZero: e.fp16FlushedToZero, keptBy: t.keptBy))
+                                                fp16Overflow: e.fp16Overflow, fp16FlushedToZero: e.fp16FlushedToZero, keptBy: t.keptBy,
+                                                rounding: t.rounding, sensitivity: t.sensitivity, promotion: t.promotion))
         }
         let sourceValues = contents.tensors.reduce(0) { $0 + $1.elementCount }
         let sourcePayload = sourceValues * 4
@@ -188,7 +234,8 @@ public enum Converter {
             ratio: sourcePayload > 0 ? Double(outputBytes) / Double(sourcePayload) : 0,
             sqnr: Decibels(signal: signal, noise: noise), quantizedSQNR: Decibels(signal: qSignal, noise: qNoise),
             lowestSQNR: Decibels(lowest?.db ?? .infinity), lowestSQNRTensor: lowest?.key,
-            tensorsByStorage: byStorage, fp16Overflow: overflow, fp16FlushedToZero: flushed)
+            tensorsByStorage: byStorage, fp16Overflow: overflow, fp16FlushedToZero: flushed,
+            sizeBudget: state.options.calibrates ? state.options.effectiveSizeBudget : nil)
         return ConversionReport(architecture: state.schema.id, precision: state.options.precision.rawValue, fold: state.options.fold,
                                 clamp: state.options.clamp, keep: state.options.keep, passes: records.map(\.name),
                                 folds: state.folds, tensors: rows, totals: totals, notes: notes)

@@ -18,6 +18,9 @@ final class ArchitectureConversionTests: XCTestCase {
         return "illum_\(f[3])_rot_\(f[1])"
     }
 
+    /// A small calibration run: these tests check structure and sizes, not accuracy.
+    static let quick = MixedPrecisionTests.quick
+
     private func convert(_ id: String, _ options: ConversionOptions = ConversionOptions(),
                          contents: WeightsContents? = nil) throws -> (ArchitectureSchema, WeightsContents, Conversion) {
         let schema = try SchemaLibrary.load(id: id)
@@ -81,23 +84,28 @@ final class ArchitectureConversionTests: XCTestCase {
 
     /// At int8 the heads' BatchNorms stay affines unless conv_*_2 is kept at fp32.
     func testLISRDHeadsAtInt8() throws {
-        let (schema, _, conversion) = try convert("lisrd", ConversionOptions(precision: .int8))
+        let (schema, _, conversion) = try convert("lisrd", ConversionOptions(precision: .int8, calibration: nil))
         XCTAssertEqual(conversion.metadata.folds, [])
         for v in schema.variants {
             XCTAssertEqual(conversion.stored("bn_\(Self.lisrdHead(v))_1.scale")?.role, "affine_scale")
             XCTAssertEqual(conversion.stored("conv_\(Self.lisrdHead(v))_2.weight")?.storage, .int8)
         }
-        let kept = try convert("lisrd", ConversionOptions(precision: .int8, keep: ["conv_*_2.weight"])).2
+        let kept = try convert("lisrd", ConversionOptions(precision: .int8, keep: ["conv_*_2.weight"], calibration: nil)).2
         XCTAssertEqual(kept.metadata.folds.map(\.kind), Array(repeating: "batchnorm-into-next-conv", count: 4))
     }
 
     func testPassOrderAndRecords() throws {
-        let options = ConversionOptions(precision: .int8, keep: ["psa.*.value.weight"])
+        let options = ConversionOptions(precision: .int8, keep: ["psa.*.value.weight"], calibration: nil)
         let (schema, _, conversion) = try convert("aislfd-c", options)
         let m = conversion.metadata
         XCTAssertEqual(m.passes.map(\.name), ["ToFloat32", "FoldBatchNorm", "FoldConvBatchNorm", "FoldAffineIntoNextConv", "QuantizeInt8"])
         XCTAssertEqual(Converter.passNames(options), m.passes.map(\.name))
-        XCTAssertEqual(Converter.passNames(ConversionOptions(precision: .fp16, fold: false)), ["ToFloat32", "QuantizeFP16"])
+        XCTAssertEqual(Converter.passNames(ConversionOptions(precision: .fp16, fold: false, calibration: nil)), ["ToFloat32", "QuantizeFP16"])
+        // Calibrated (the default at fp16 and int8): moments before int8, promotions last.
+        XCTAssertEqual(Converter.passNames(ConversionOptions(precision: .int8)),
+                       ["ToFloat32", "FoldBatchNorm", "FoldConvBatchNorm", "FoldAffineIntoNextConv", "CollectInputMoments", "QuantizeInt8", "MixedPrecision"])
+        XCTAssertEqual(Converter.passNames(ConversionOptions(precision: .fp16, fold: false)), ["ToFloat32", "QuantizeFP16", "MixedPrecision"])
+        XCTAssertEqual(Converter.passNames(ConversionOptions(precision: .fp32)), ["ToFloat32", "FoldBatchNorm", "FoldConvBatchNorm", "FoldAffineIntoNextConv"])
         XCTAssertEqual(m.passes[0].details["not_stored"].map { if case .array(let a) = $0 { return a.count } else { return -1 } }, 13)
         XCTAssertEqual(m.passes[1].details["batchnorms"], .number(13))
         XCTAssertEqual(m.passes[2].details["folded"], .number(13))
@@ -105,7 +113,8 @@ final class ArchitectureConversionTests: XCTestCase {
         XCTAssertEqual(m.passes[4].details["kept_fp32_by_pattern"], .array(schema.variants.map { .string("psa.\($0).value.weight") }))
         XCTAssertEqual(m.architecture, "aislfd-c")
         XCTAssertEqual(m.schema, AISWMetadata.Schema(id: "aislfd-c", sha256: schema.sha256))
-        XCTAssertEqual(m.options, AISWMetadata.Options(precision: "int8", fold: true, keep: ["psa.*.value.weight"], other: ["clamp": .bool(false)]))
+        XCTAssertEqual(m.options, AISWMetadata.Options(precision: "int8", fold: true, keep: ["psa.*.value.weight"],
+                                                       other: ["clamp": .bool(false), "calibration": .null]))
         XCTAssertEqual(m.converter.name, "aislfd-convert")
         XCTAssertEqual(m.architectureConfig["psa"], .object(["dim": .number(128)]))
         // Every history key is stored; every quantized weight has an int8 entry last.
@@ -121,7 +130,7 @@ final class ArchitectureConversionTests: XCTestCase {
         let dir = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         for precision in Precision.allCases {
-            let (_, _, conversion) = try convert("lisrd", ConversionOptions(precision: precision))
+            let (_, _, conversion) = try convert("lisrd", ConversionOptions(precision: precision, calibration: Self.quick))
             let path = dir.appendingPathComponent("lisrd-\(precision.rawValue).aisw").path
             try conversion.write(to: path)
             let file = try AISWFile.open(path: path)
@@ -171,7 +180,7 @@ final class ArchitectureConversionTests: XCTestCase {
         for precision in [Precision.fp16, .int8] {
             for fold in [true, false] {
                 for id in ["lisrd", "aislfd-c"] {
-                    let (_, _, conversion) = try convert(id, ConversionOptions(precision: precision, fold: fold))
+                    let (_, _, conversion) = try convert(id, ConversionOptions(precision: precision, fold: fold, calibration: nil))
                     for t in conversion.writer.tensors {
                         let weight = t.role == "conv_weight" || t.role == "linear_weight"
                         XCTAssertEqual(t.storage, weight ? (precision == .fp16 ? .fp16 : .int8) : .fp32, "\(id) \(t.key)")
@@ -187,7 +196,7 @@ final class ArchitectureConversionTests: XCTestCase {
         for id in SchemaLibrary.ids {
             var row = id
             for precision in Precision.allCases {
-                let (_, _, conversion) = try convert(id, ConversionOptions(precision: precision))
+                let (_, _, conversion) = try convert(id, ConversionOptions(precision: precision, calibration: Self.quick))
                 let totals = conversion.report.totals
                 XCTAssertEqual(totals.outputBytes, try conversion.writer.encode().count)
                 XCTAssertEqual(totals.sourcePayloadBytes, try SchemaLibrary.load(id: id).valueCount * 4)
@@ -204,13 +213,16 @@ final class ArchitectureConversionTests: XCTestCase {
     }
 
     func testReportIsPrintableAndCodable() throws {
-        let (_, _, conversion) = try convert("aislfd-a", ConversionOptions(precision: .fp16, keep: ["conv_illum_var_rot_var_2.weight", "nothing.*"]))
+        let (_, _, conversion) = try convert("aislfd-a", ConversionOptions(precision: .fp16, keep: ["conv_illum_var_rot_var_2.weight", "nothing.*"],
+                                                                           calibration: Self.quick))
         let report = conversion.report
         let decoded = try JSONDecoder().decode(ConversionReport.self, from: Data(try report.jsonText().utf8))
         XCTAssertEqual(decoded, report)
         XCTAssertTrue(try report.jsonText().contains("\"sqnr\" : \"inf\""))
         let text = report.humanReadable
-        XCTAssertTrue(text.contains("passes: ToFloat32, FoldBatchNorm, FoldConvBatchNorm, FoldAffineIntoNextConv, QuantizeFP16"), text)
+        XCTAssertTrue(text.contains("passes: ToFloat32, FoldBatchNorm, FoldConvBatchNorm, FoldAffineIntoNextConv, QuantizeFP16, MixedPrecision"), text)
+        XCTAssertTrue(text.contains("(rank 1 by error per byte)"), text)
+        XCTAssertTrue(report.tensors.contains { $0.sensitivity != nil && $0.promotion != nil })
         XCTAssertTrue(text.contains("kept by \"conv_illum_var_rot_var_2.weight\""), text)
         XCTAssertTrue(text.contains("note: keep patterns matching no stored tensor: nothing.*"), text)
         XCTAssertEqual(report.tensors.map(\.key), conversion.storedKeys)

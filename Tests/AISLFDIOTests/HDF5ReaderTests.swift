@@ -81,7 +81,7 @@ final class HDF5ReaderTests: XCTestCase {
     }
 
     func testHostileFixturesGiveTheirTypedError() throws {
-        XCTAssertEqual(manifest.hostileFiles.count, 16)
+        XCTAssertEqual(manifest.hostileFiles.count, 20)
         for name in manifest.hostileFiles {
             let entry = try XCTUnwrap(manifest.entries[name])
             let path = Fixtures.path("hdf5/" + name)
@@ -89,6 +89,15 @@ final class HDF5ReaderTests: XCTestCase {
             XCTAssertEqual(caseName(error), entry.error, "\(name): \(message)")
             if let tensor = entry.tensor { XCTAssertTrue(message.contains("'\(tensor)'"), "\(name): \(message)") }
         }
+    }
+
+    /// Found by fuzzing as a libhdf5 crasher (H5Dread copies a whole claimed chunk):
+    /// the reader checks the chunk shape first, so even the in-process read is safe.
+    func testAChunkShapePastTheDatasetIsRefused() throws {
+        let path = Fixtures.path("hdf5/chunk_past_shape.h5")
+        guard let (error, message) = expectFileError(HDF5Error.self, path: path, { _ = try HDF5Reader.read(path: path, isolated: false) }) else { return }
+        XCTAssertEqual(caseName(error), "corrupt")
+        XCTAssertTrue(message.hasSuffix(": dataset '_backbone._conv1_1.weight': corrupt HDF5 structure (chunk shape [8, 3, 4099, 3] does not fit the dataset's maximum shape [8, 3, 3, 3])"), message)
     }
 
     func testTruncatedFilesAreRefused() throws {

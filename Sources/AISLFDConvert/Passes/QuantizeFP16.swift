@@ -14,21 +14,7 @@ struct QuantizeFP16: ConversionPass {
         let clamp = state.options.clamp
         var clamped = 0, flushed = 0
         var record = try Quantization.run(&state, storage: "fp16") { t in
-            var bits = [UInt16](repeating: 0, count: t.values.count)
-            var e = StorageError()
-            var largestOverflow: Float = 0
-            for (j, x) in t.values.enumerated() {
-                var h = Float16(x)
-                if h.isInfinite {
-                    e.fp16Overflow += 1
-                    largestOverflow = max(largestOverflow, abs(x))
-                    h = x > 0 ? QuantizeFP16.largest : -QuantizeFP16.largest
-                } else if h == 0 && x != 0 {
-                    e.fp16FlushedToZero += 1
-                }
-                bits[j] = h.bitPattern
-                Quantization.account(x, Float(h), into: &e)
-            }
+            let (bits, e, largestOverflow) = QuantizeFP16.convert(t.values)
             if e.fp16Overflow > 0 && !clamp {
                 throw ConversionError.fp16Overflow(key: t.key, count: e.fp16Overflow, largest: largestOverflow)
             }
@@ -46,5 +32,27 @@ struct QuantizeFP16: ConversionPass {
         record["overflow_clamped"] = json(clamped)
         record["flushed_to_zero"] = json(flushed)
         return .object(record)
+    }
+
+    /// The binary16 bit patterns of `values`, what storing them costs, and the largest
+    /// magnitude that overflowed (overflowing values become +-65504 — the caller refuses them
+    /// unless clamping is on).
+    static func convert(_ values: [Float]) -> (bits: [UInt16], error: StorageError, largestOverflow: Float) {
+        var bits = [UInt16](repeating: 0, count: values.count)
+        var e = StorageError()
+        var largestOverflow: Float = 0
+        for (j, x) in values.enumerated() {
+            var h = Float16(x)
+            if h.isInfinite {
+                e.fp16Overflow += 1
+                largestOverflow = max(largestOverflow, abs(x))
+                h = x > 0 ? QuantizeFP16.largest : -QuantizeFP16.largest
+            } else if h == 0 && x != 0 {
+                e.fp16FlushedToZero += 1
+            }
+            bits[j] = h.bitPattern
+            Quantization.account(x, Float(h), into: &e)
+        }
+        return (bits, e, largestOverflow)
     }
 }

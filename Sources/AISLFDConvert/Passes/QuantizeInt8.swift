@@ -1,53 +1,108 @@
 import AISLFDIO
+import Dispatch
 
 /// Conv and linear weights to symmetric per-output-channel int8 (axis 0), fp32 scales:
 ///     scale[c] = max_j |w[c, j]| / 127   (float32 division)
-///     q[c, j]  = round_half_even(w[c, j] / scale[c])   (float32 division), in [-127, 127]
-/// and the stored value is Float(q) * scale[c], as the .aisw reader computes it. Ties go to
-/// even like `np.rint`, `torch.round` and PyTorch's own quantize_per_channel. An all-zero
+/// and the stored value is Float(q) * scale[c], as the .aisw reader computes it. An all-zero
 /// channel gets scale 0 and all q = 0 (the format allows scale 0, and it dequantizes to the
 /// exact zeros); so does a channel whose max/127 underflows to zero.
+///
+/// q itself is chosen one of two ways:
+/// - **GPTQ** where CollectInputMoments measured the weight's inputs: the rounding that
+///   minimises the layer's output error on the calibration inputs (`GPTQ`);
+/// - **nearest** otherwise: q[c, j] = round_half_even(w[c, j] / scale[c]) (float32 division),
+///   in [-127, 127] — ties go to even like `np.rint`, `torch.round` and PyTorch's
+///   quantize_per_channel.
+/// Each tensor's history gives its output noise (tr(ΔW H ΔWᵀ) / tr(W H Wᵀ) on the
+/// calibration inputs) for the rounding used and for rounding to nearest, where measured.
 struct QuantizeInt8: ConversionPass {
     let name = "QuantizeInt8"
 
     func run(_ state: inout ConversionState) throws -> AISWJSON {
-        var zeroChannels = 0
+        let damping = state.options.calibration?.damping ?? GPTQ.defaultDamping
+        // GPTQ per tensor is independent: run them side by side, then record in order.
+        let indices = state.tensors.indices.filter {
+            Quantization.roles.contains(state.tensors[$0].role) && Quantization.keepPattern(for: state.tensors[$0].key, state.options.keep) == nil
+        }
+        var solved = [GPTQ.Result?](repeating: nil, count: state.tensors.count)
+        let snapshot = state.tensors, moments = state.moments
+        solved.withUnsafeMutableBufferPointer { out in
+            let results = out.baseAddress!
+            DispatchQueue.concurrentPerform(iterations: indices.count) { n in
+                let t = snapshot[indices[n]]
+                guard let m = moments[t.key] else { return }
+                let rows = t.shape.first ?? 1
+                results[indices[n]] = GPTQ.quantize(weight: t.values, rows: rows, columns: t.values.count / max(rows, 1),
+                                                    moments: m.matrix, damping: damping)
+            }
+        }
+
+        var zeroChannels = 0, byGPTQ = 0, byNearest = 0
         var record = try Quantization.run(&state, storage: "int8") { t in
             let channels = t.shape.first ?? 1
-            let count = t.values.count
-            let perChannel = channels > 0 ? count / channels : 0
-            var q = [Int8](repeating: 0, count: count)
-            var scales = [Float](repeating: 0, count: channels)
+            let nearest = QuantizeInt8.roundToNearest(t.values, channels: channels)
+            let index = snapshot.firstIndex { $0.key == t.key }
+            var q = nearest.values, scales = nearest.scales
+            var note: String
+            if let i = index, let g = solved[i] {
+                q = g.values
+                scales = g.scales
+                t.rounding = "gptq"
+                byGPTQ += 1
+                note = "int8 per output channel (scale = max|w|/127), GPTQ rounding"
+                if let m = moments[t.key] {
+                    let matrix = m.matrix, rows = channels, cols = t.values.count / max(channels, 1)
+                    let stored = QuantizeInt8.dequantize(q, scales)
+                    let gptqNoise = GPTQ.outputNoiseRatio(weight: t.values, stored: stored, rows: rows, columns: cols, moments: matrix)
+                    let nearestNoise = GPTQ.outputNoiseRatio(weight: t.values, stored: QuantizeInt8.dequantize(nearest.values, nearest.scales),
+                                                             rows: rows, columns: cols, moments: matrix)
+                    note += " on \(m.count) calibration input vectors (damping \(g.damping)): output SQNR \(formatDecibels(-10 * gptqNoise.log10)) dB"
+                        + " (rounding to nearest: \(formatDecibels(-10 * nearestNoise.log10)) dB)"
+                }
+            } else {
+                t.rounding = "nearest"
+                byNearest += 1
+                note = "int8 per output channel (scale = max|w|/127, round half to even)"
+                if moments[t.key] != nil { note += "; GPTQ could not factor the damped input moments" }
+            }
             var e = StorageError()
             var zero = 0
+            let perChannel = channels > 0 ? t.values.count / channels : 0
             for c in 0..<channels {
-                let range = (c * perChannel)..<((c + 1) * perChannel)
-                var maxAbs: Float = 0
-                for j in range { maxAbs = max(maxAbs, abs(t.values[j])) }
-                let scale = maxAbs / 127
-                if scale == 0 {
-                    zero += 1
-                    for j in range { Quantization.account(t.values[j], 0, into: &e) }
-                    continue
-                }
-                scales[c] = scale
-                for j in range {
-                    let r = (t.values[j] / scale).rounded(.toNearestOrEven)
-                    let v = Int8(min(max(r, -127), 127))
-                    q[j] = v
-                    Quantization.account(t.values[j], Float(v) * scale, into: &e)
-                }
+                if scales[c] == 0 { zero += 1 }
+                for j in (c * perChannel)..<((c + 1) * perChannel) { Quantization.account(t.values[j], Float(q[j]) * scales[c], into: &e) }
             }
             t.stored = .int8(q, scales: scales)
             t.error = e
-            var note = "int8 per output channel (scale = max|w|/127, round half to even), SQNR \(formatDecibels(decibels(signal: e.signal, noise: e.noise))), max abs error \(formatError(e.maxAbs))"
+            note += ", SQNR \(formatDecibels(decibels(signal: e.signal, noise: e.noise))), max abs error \(formatError(e.maxAbs))"
             if zero > 0 { note += ", \(zero) all-zero channels (scale 0)" }
             t.history.append(note)
             zeroChannels += zero
         }
-        record["rounding"] = json("round half to even, clamped to [-127, 127]")
+        record["rounding"] = json("GPTQ where calibration measured the weight's inputs, else round half to even; clamped to [-127, 127]")
+        record["rounded_by_gptq"] = json(byGPTQ)
+        record["rounded_to_nearest"] = json(byNearest)
+        record["gptq_damping"] = .number(damping)
         record["scales"] = json("per output channel (axis 0), float32, max|w|/127; 0 for an all-zero channel")
         record["zero_channels"] = json(zeroChannels)
         return .object(record)
+    }
+
+    /// Round half to even of w / scale (float32), per row.
+    static func roundToNearest(_ values: [Float], channels: Int) -> (values: [Int8], scales: [Float]) {
+        let perChannel = channels > 0 ? values.count / channels : 0
+        let scales = GPTQ.rowScales(values, rows: channels, columns: perChannel)
+        var q = [Int8](repeating: 0, count: values.count)
+        for c in 0..<channels where scales[c] > 0 {
+            for j in (c * perChannel)..<((c + 1) * perChannel) {
+                q[j] = Int8(min(max((values[j] / scales[c]).rounded(.toNearestOrEven), -127), 127))
+            }
+        }
+        return (q, scales)
+    }
+
+    static func dequantize(_ q: [Int8], _ scales: [Float]) -> [Float] {
+        let per = scales.isEmpty ? 0 : q.count / scales.count
+        return q.enumerated().map { j, v in per == 0 ? 0 : Float(v) * scales[j / per] }
     }
 }

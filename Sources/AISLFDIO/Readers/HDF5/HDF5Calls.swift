@@ -232,6 +232,15 @@ enum HDF5Calls {
         return dims
     }
 
+    /// The largest extent of each dimension; `UInt64.max` (H5S_UNLIMITED) for an unlimited one.
+    static func maxDimensions(_ space: hid_t) throws -> [UInt64] {
+        let rank = H5Sget_simple_extent_ndims(space)
+        if rank < 0 { throw failure("H5Sget_simple_extent_ndims") }
+        var dims = [hsize_t](repeating: 0, count: Int(rank))
+        if rank > 0, H5Sget_simple_extent_dims(space, nil, &dims) < 0 { throw failure("H5Sget_simple_extent_dims") }
+        return dims
+    }
+
     static func closeSpace(_ id: hid_t) { _ = H5Sclose(id) }
 
     // MARK: Datatypes

@@ -1,7 +1,13 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// What can be wrong with an HDF5 weights file. Readers wrap it in `FileError`,
 /// so the printed message starts with the file's path; every case that concerns
 /// one dataset names it by its state_dict key.
-public enum HDF5Error: Error, CustomStringConvertible, Equatable, Sendable {
+public enum HDF5Error: Error, CustomStringConvertible, Equatable, Sendable, Codable {
     /// libhdf5 could not open the file: not HDF5, truncated, or corrupt metadata.
     case cannotOpen(reason: String)
     /// A library call on the file's structure failed (corrupt object headers, B-trees, ...).
@@ -28,6 +34,14 @@ public enum HDF5Error: Error, CustomStringConvertible, Equatable, Sendable {
     case readFailed(tensor: String, reason: String)
     /// The file holds more links than the reader visits.
     case tooManyLinks(limit: Int)
+    /// libhdf5 crashed reading the file (in the isolated child process): the file is corrupt
+    /// in a way the library does not check. SIGKILL from elsewhere usually means lack of memory.
+    case libraryCrashed(signal: Int32)
+    /// libhdf5 did not finish within the time allowed for a file of this size and was stopped.
+    case timedOut(seconds: Int)
+    /// The isolated read could not be run or gave no usable result (no process could be
+    /// started, it exited without a result, or its result was malformed).
+    case isolationFailed(reason: String)
 
     public var description: String {
         switch self {
@@ -58,6 +72,20 @@ public enum HDF5Error: Error, CustomStringConvertible, Equatable, Sendable {
             return "dataset '\(tensor)': cannot read the values (\(reason))"
         case .tooManyLinks(let limit):
             return "more than \(limit) links in the file"
+        case .libraryCrashed(let signal) where signal == SIGKILL:
+            return "the process reading this file with libhdf5 was killed (signal \(signal), SIGKILL), most likely for lack of memory"
+        case .libraryCrashed(let signal):
+            return "libhdf5 crashed (signal \(signal)\(Self.signalName(signal))) reading this file: the file is corrupt"
+        case .timedOut(let seconds):
+            return "libhdf5 did not finish reading this file within \(seconds) s and was stopped: the file is corrupt or hostile"
+        case .isolationFailed(let reason):
+            return "cannot read this file in a separate process: \(reason)"
         }
+    }
+
+    private static func signalName(_ signal: Int32) -> String {
+        let names: [Int32: String] = [SIGSEGV: "SIGSEGV", SIGBUS: "SIGBUS", SIGABRT: "SIGABRT", SIGFPE: "SIGFPE",
+                                      SIGILL: "SIGILL", SIGTRAP: "SIGTRAP", SIGALRM: "SIGALRM", SIGXCPU: "SIGXCPU"]
+        return names[signal].map { ", " + $0 } ?? ""
     }
 }

@@ -13,6 +13,10 @@ import Foundation
 /// dataset cannot be larger than the file; a chunked (possibly compressed)
 /// dataset, and each of its chunks, at most `maxExpansion` times the file's size
 /// and at most `maxChunkedBytes`.
+///
+/// By default libhdf5 runs in a child process (HDF5Isolation.swift), which sends the
+/// tensors back through a pipe (HDF5ResultStream.swift): a file that crashes or hangs
+/// the library gives an error, never a crash of the caller.
 public enum HDF5Reader {
     /// Prefix length that `matches(prefix:)` needs to see the signature after a
     /// user block of up to 64 KiB. 8 bytes suffice for files without a user block
@@ -42,8 +46,19 @@ public enum HDF5Reader {
     }
 
     /// Reads every dataset of the file. Errors are `FileError` wrapping `HDF5Error`.
-    public static func read(path: String) throws -> WeightsContents {
+    ///
+    /// `isolated` (the default, on Linux) runs libhdf5 in a child process, so a file
+    /// that crashes or hangs the library gives `HDF5Error.libraryCrashed` or
+    /// `.timedOut` instead of ending this process; `timeout` overrides
+    /// `isolationTimeout(fileSize:)`. `isolated: false` calls libhdf5 here.
+    public static func read(path: String, isolated: Bool = true, timeout: Double? = nil) throws -> WeightsContents {
         do {
+            #if os(Linux)
+            if isolated {
+                let seconds = try timeout ?? isolationTimeout(fileSize: regularFileSize(path))
+                return try readInChild(path: path, timeout: seconds)
+            }
+            #endif
             return try readContents(path: path)
         } catch let error as HDF5Error {
             throw FileError(path: path, problem: error)
@@ -52,14 +67,21 @@ public enum HDF5Reader {
 
     private struct Walk {
         let fileSize: Int
-        var tensors: [NamedTensor] = []
         var keys: Set<String> = []
         var visited: Set<UInt64> = []
         var links = 0
         var notes: [String] = []
     }
 
-    private static func readContents(path: String) throws -> WeightsContents {
+    static func readContents(path: String) throws -> WeightsContents {
+        var tensors: [NamedTensor] = []
+        let rest = try readContents(path: path) { tensors.append($0) }
+        return WeightsContents(format: "hdf5", tensors: tensors, metadata: rest.metadata, notes: rest.notes)
+    }
+
+    /// Hands each tensor to `each` as soon as it is read (the isolated reader sends it
+    /// on while the next is read), then returns the metadata and notes.
+    static func readContents(path: String, each: (NamedTensor) throws -> Void) throws -> (metadata: [String: String], notes: [String]) {
         let fileSize = try regularFileSize(path)
         do {
             try HDF5Calls.prepareThread()
@@ -79,12 +101,12 @@ public enum HDF5Reader {
 
         var walk = Walk(fileSize: fileSize)
         walk.visited.insert(try structure(nil) { try HDF5Calls.objectAddress(root) })
-        try readGroup(root, path: [], walk: &walk)
+        try readGroup(root, path: [], walk: &walk, each: each)
         let metadata = try rootMetadata(root, path: path, notes: &walk.notes)
-        return WeightsContents(format: "hdf5", tensors: walk.tensors, metadata: metadata, notes: walk.notes)
+        return (metadata, walk.notes)
     }
 
-    private static func regularFileSize(_ path: String) throws -> Int {
+    static func regularFileSize(_ path: String) throws -> Int {
         let attributes: [FileAttributeKey: Any]
         do {
             attributes = try FileManager.default.attributesOfItem(atPath: path)
@@ -106,7 +128,7 @@ public enum HDF5Reader {
         }
     }
 
-    private static func readGroup(_ group: HDF5ID, path: [String], walk: inout Walk) throws {
+    private static func readGroup(_ group: HDF5ID, path: [String], walk: inout Walk, each: (NamedTensor) throws -> Void) throws {
         let groupKey = path.isEmpty ? nil : path.joined(separator: ".")
         let byCreation = try structure(groupKey) { try HDF5Calls.tracksCreationOrder(group) }
         let count = try structure(groupKey) { try HDF5Calls.linkCount(group) }
@@ -134,10 +156,10 @@ public enum HDF5Reader {
                 switch HDF5Calls.kind(object) {
                 case .group:
                     guard components.count < maxDepth else { throw HDF5Error.tooDeep(tensor: key, limit: maxDepth) }
-                    try readGroup(object, path: components, walk: &walk)
+                    try readGroup(object, path: components, walk: &walk, each: each)
                 case .dataset:
                     guard walk.keys.insert(key).inserted else { throw HDF5Error.duplicateKey(tensor: key) }
-                    walk.tensors.append(try readDataset(object, key: key, fileSize: walk.fileSize))
+                    try each(try readDataset(object, key: key, fileSize: walk.fileSize))
                 case .namedDatatype:
                     walk.notes.append("skipped '\(key)': a named datatype, not a dataset")
                 case .other:
@@ -162,10 +184,13 @@ public enum HDF5Reader {
         let space = try structure(key) { try HDF5Calls.datasetSpace(dataset) }
         defer { HDF5Calls.closeSpace(space) }
         let shape: [Int]
+        var maxShape: [UInt64] = []
         switch try structure(key, { try HDF5Calls.spaceKind(space) }) {
         case .null: throw HDF5Error.nullDataspace(tensor: key)
         case .scalar: shape = []
-        case .simple: shape = try sizes(try structure(key) { try HDF5Calls.dimensions(space) }, key: key)
+        case .simple:
+            shape = try sizes(try structure(key) { try HDF5Calls.dimensions(space) }, key: key)
+            maxShape = try structure(key) { try HDF5Calls.maxDimensions(space) }
         }
         let byteCount: Int
         do {
@@ -173,7 +198,7 @@ public enum HDF5Reader {
         } catch {
             throw HDF5Error.tooLarge(tensor: key, reason: "shape \(shape) of \(element.dtype.rawValue) overflows 64-bit sizes")
         }
-        try checkStorage(dataset, key: key, byteCount: byteCount, elementSize: element.dtype.byteSize, fileSize: fileSize)
+        try checkStorage(dataset, key: key, byteCount: byteCount, elementSize: element.dtype.byteSize, maxShape: maxShape, fileSize: fileSize)
 
         var data = [UInt8](repeating: 0, count: byteCount)
         if byteCount > 0 {
@@ -200,7 +225,7 @@ public enum HDF5Reader {
     }
 
     /// Refuses sizes past the file-size bound before any allocation, and data kept in other files.
-    private static func checkStorage(_ dataset: HDF5ID, key: String, byteCount: Int, elementSize: Int, fileSize: Int) throws {
+    private static func checkStorage(_ dataset: HDF5ID, key: String, byteCount: Int, elementSize: Int, maxShape: [UInt64], fileSize: Int) throws {
         let plist = try structure(key) { try HDF5Calls.datasetCreationList(dataset) }
         defer { HDF5Calls.closeList(plist) }
         if try structure(key, { try HDF5Calls.externalFileCount(plist) }) > 0 {
@@ -226,7 +251,14 @@ public enum HDF5Reader {
             if byteCount > limit {
                 throw HDF5Error.tooLarge(tensor: key, reason: "claims \(byteCount) bytes of chunked data; the limit for a file of \(fileSize) bytes is \(limit)")
             }
-            let chunk = try sizes(try structure(key) { try HDF5Calls.chunkShape(plist) }, key: key)
+            let chunkDims = try structure(key) { try HDF5Calls.chunkShape(plist) }
+            // libhdf5 refuses to create such chunks but not to read them: it then copies a
+            // whole claimed chunk out of the smaller stored one, past its buffer.
+            guard chunkDims.count == maxShape.count, zip(chunkDims, maxShape).allSatisfy({ $0 <= $1 }) else {
+                let maximum = maxShape.map { $0 == UInt64.max ? "unlimited" : String($0) }.joined(separator: ", ")
+                throw HDF5Error.corrupt(tensor: key, reason: "chunk shape \(chunkDims) does not fit the dataset's maximum shape [\(maximum)]")
+            }
+            let chunk = try sizes(chunkDims, key: key)
             guard let chunkBytes = try? Checked.mul(Checked.elementCount(chunk), elementSize), chunkBytes <= limit else {
                 throw HDF5Error.tooLarge(tensor: key, reason: "chunk shape \(chunk) is larger than the limit of \(limit) bytes")
             }
