@@ -1,7 +1,7 @@
 """Runner speed: the Swift runtime against PyTorch and onnxruntime, same weights,
 same image, same thread count, all in one run of this script.
 
-    /work/main/.venv/bin/python tools/bench_runtime.py [--rounds 5] [--repeat 3] [--threads 2]
+    .venv/bin/python tools/bench_runtime.py [--rounds 5] [--repeat 3] [--threads 2]
         [--height 480] [--width 640] [--no-build] [--no-quantized] [--simd-levels] [--json OUT.json]
 
 What it does (from the repository root):

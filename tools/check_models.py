@@ -3,7 +3,7 @@ architectures.md, written from the spec text without torch.nn.functional, run on
 the committed Weights/ samples and compared with the committed reference and
 matching fixtures.
 
-    /work/main/.venv/bin/python tools/check_models.py
+    .venv/bin/python tools/check_models.py
 
 Exits 1 if any output is further than 1e-4 relative (max abs error over max abs
 value) from the reference, or any match differs.

@@ -1,7 +1,7 @@
 """Exports a network to ONNX from the PyTorch definition (models.py) and a
 weights file, for the onnxruntime comparison in bench_runtime.py.
 
-    /work/main/.venv/bin/python tools/export_onnx.py WEIGHTS OUT.onnx [--arch ID] [--height 480] [--width 640]
+    .venv/bin/python tools/export_onnx.py WEIGHTS OUT.onnx [--arch ID] [--height 480] [--width 640]
 
 WEIGHTS: any format make_reference.py reads. The graph is traced at one input
 size (the spec's shape-dependent steps, NetVLAD's resize and the size checks,

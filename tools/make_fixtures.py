@@ -1,6 +1,6 @@
 """Writes the committed PyTorch-side fixtures from the Weights/ samples:
 
-    /work/main/.venv/bin/python tools/make_fixtures.py
+    .venv/bin/python tools/make_fixtures.py
 
 Tests/Fixtures/images/     synthetic test images, a warped pair image, keypoints
 Tests/Fixtures/reference/  <arch>.npz: reference on synth_61x83.png with keypoints and act.*

@@ -1,7 +1,7 @@
 """Expected values for the converter's tests (Tests/AISLFDConvertTests), from PyTorch and
 NumPy, written to Tests/Fixtures/convert/. Regenerate from the repository root with
 
-    /work/main/.venv/bin/python tools/make_fold_fixtures.py
+    .venv/bin/python tools/make_fold_fixtures.py
 
 Deterministic: seeded, PyTorch on one thread; a rerun gives the same bytes.
 
@@ -366,7 +366,7 @@ def main():
     torch.set_num_threads(1)
     OUT.mkdir(parents=True, exist_ok=True)
     cases = [write_case(i, name, make) for i, (name, make) in enumerate(CASES)]
-    regenerate = "/work/main/.venv/bin/python tools/make_fold_fixtures.py"
+    regenerate = ".venv/bin/python tools/make_fold_fixtures.py"
     documents = {
         "folds.json": {"generated_by": regenerate, "torch": torch.__version__, "eps": EPS, "cases": cases},
         "fp16.json": {"generated_by": regenerate, "numpy": np.__version__, **fp16_fixture()},

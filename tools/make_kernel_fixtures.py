@@ -1,7 +1,7 @@
 """Kernel fixtures for the Swift runtime, computed with PyTorch.
 
 Regenerate (from the repository root):
-    /work/main/.venv/bin/python tools/make_kernel_fixtures.py
+    .venv/bin/python tools/make_kernel_fixtures.py
 
 Writes Tests/Fixtures/kernels/kernels.bin (every array as little-endian
 float32, concatenated) and Tests/Fixtures/kernels/kernels.json (per case:

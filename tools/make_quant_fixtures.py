@@ -2,7 +2,7 @@
 from NumPy and PyTorch, written to Tests/Fixtures/convert/quant.json. Regenerate from the
 repository root with
 
-    /work/main/.venv/bin/python tools/make_quant_fixtures.py
+    .venv/bin/python tools/make_quant_fixtures.py
 
 Deterministic (seeded, PyTorch on one thread): a rerun gives the same bytes.
 

@@ -2,7 +2,7 @@
 it, the raw and meta maps, sampled keypoint descriptors and, with --acts, the
 recorded intermediate activations (see models.py for the list).
 
-    /work/main/.venv/bin/python tools/make_reference.py WEIGHTS IMAGE [--keypoints KP.npy] [--arch ID] [--acts] [--check-float64] -o REF.npz
+    .venv/bin/python tools/make_reference.py WEIGHTS IMAGE [--keypoints KP.npy] [--arch ID] [--acts] [--check-float64] -o REF.npz
 
 WEIGHTS: .h5/.hdf5, .npz, .pth/.pt (a state_dict or a checkpoint with
 'model_state_dict') or .safetensors, recognised by content. IMAGE: PNG or JPEG

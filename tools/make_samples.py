@@ -4,14 +4,14 @@ manifest (dtype, shape, sha256 per state_dict key).
 
 The committed samples in Weights/ were made with (see Weights/README.md):
 
-    /work/main/.venv/bin/python tools/make_samples.py --arch lisrd    --seed 1 --out-dir Weights --formats h5
-    /work/main/.venv/bin/python tools/make_samples.py --arch aislfd-a --seed 1 --out-dir Weights --formats pth
-    /work/main/.venv/bin/python tools/make_samples.py --arch aislfd-b --seed 1 --out-dir Weights --formats npz
-    /work/main/.venv/bin/python tools/make_samples.py --arch aislfd-c --seed 1 --out-dir Weights --formats safetensors
+    .venv/bin/python tools/make_samples.py --arch lisrd    --seed 1 --out-dir Weights --formats h5
+    .venv/bin/python tools/make_samples.py --arch aislfd-a --seed 1 --out-dir Weights --formats pth
+    .venv/bin/python tools/make_samples.py --arch aislfd-b --seed 1 --out-dir Weights --formats npz
+    .venv/bin/python tools/make_samples.py --arch aislfd-c --seed 1 --out-dir Weights --formats safetensors
 
 A second seed in all four formats, not committed (for testing checkers):
 
-    /work/main/.venv/bin/python tools/make_samples.py --arch aislfd-c --seed 2 --out-dir /tmp/aislfd-seed2
+    .venv/bin/python tools/make_samples.py --arch aislfd-c --seed 2 --out-dir /tmp/aislfd-seed2
 
 How the values are made (all randomness from numpy SeedSequence([seed, arch index])):
 - Convs: He-normal (fan_in), times a per-output-channel factor exp(+-U(0.4, 1.5)),

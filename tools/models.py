@@ -1,4 +1,4 @@
-"""PyTorch definitions of the four architectures of /work/shared/spec/architectures.md.
+"""PyTorch definitions of the four architectures of ../shared/spec/architectures.md.
 
 This file is the source of truth for every expected number the Swift side is
 tested against. It follows the spec literally; where the spec is silent it does
@@ -7,7 +7,7 @@ what PyTorch does by default.
 Self-check (state_dict sizes against the spec's table, output shapes, the
 too-small-input error):
 
-    /work/main/.venv/bin/python tools/models.py
+    .venv/bin/python tools/models.py
 
 Public API
 ----------

@@ -2,7 +2,7 @@
 
 The expected values are the formulas of Tests/AISLFDIOTests/AISWTestSupport.swift, written
 again here in NumPy. CI has no Python; run by hand from the repository root:
-    /work/main/.venv/bin/python tools/test_aisw_py.py
+    .venv/bin/python tools/test_aisw_py.py
 """
 import os
 import struct

@@ -8,7 +8,7 @@ For each sample in Weights/ (and, with --dir, every weights file in a folder):
     metadata describes (every source float tensor either stored unchanged, or listed in
     tensor_history / folds).
 Needs a release build (`swift build -c release`). Run from the repository root:
-    /work/main/.venv/bin/python tools/test_roundtrip.py [--dir /tmp/aislfd-seed2]
+    .venv/bin/python tools/test_roundtrip.py [--dir /tmp/aislfd-seed2]
 """
 import argparse
 import os

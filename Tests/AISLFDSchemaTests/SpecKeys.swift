@@ -1,5 +1,5 @@
 /// The state_dict keys and shapes of the four architectures, written down a
-/// second time straight from /work/shared/spec/architectures.md, independently
+/// second time straight from ../shared/spec/architectures.md, independently
 /// of Schemas/, so the tests compare the schema files against the spec.
 enum SpecKeys {
     static let variants = ["rot_var_illum_var", "rot_invar_illum_var", "rot_var_illum_invar", "rot_invar_illum_invar"]
