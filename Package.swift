@@ -52,7 +52,7 @@ let package = Package(
         .testTarget(name: "AISLFDIOTests", dependencies: ["AISLFDIO", "AISLFDTestSupport"]),
         .testTarget(name: "AISLFDSchemaTests", dependencies: ["AISLFDSchema", "AISLFDIO", "AISLFDTestSupport"]),
         .testTarget(name: "AISLFDConvertTests", dependencies: ["AISLFDConvert", "AISLFDRuntime", "AISLFDTestSupport"]),
-        .testTarget(name: "AISLFDRuntimeTests", dependencies: ["AISLFDRuntime", "AISLFDIO", "AISLFDTestSupport"]),
+        .testTarget(name: "AISLFDRuntimeTests", dependencies: ["AISLFDRuntime", "AISLFDCore", "AISLFDIO", "AISLFDTestSupport"]),
         .testTarget(name: "AISLFDVerifyTests", dependencies: ["AISLFDVerify", "AISLFDConvert", "AISLFDIO", "AISLFDSchema", "AISLFDTestSupport"]),
         .testTarget(name: "AISLFDCommandsTests", dependencies: ["AISLFDCommands", "AISLFDTestSupport"]),
     ],

@@ -1,18 +1,13 @@
+import AISLFDCore
 import AISLFDRuntime
 import Foundation
 
 /// Deterministic pseudo-random numbers (SplitMix64) for test weights and images.
 struct SeededRandom {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
+    private var generator: SplitMix64
+    init(seed: UInt64) { generator = SplitMix64(seed: seed) }
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    mutating func next() -> UInt64 { generator.next() }
 
     /// Uniform in [low, high).
     mutating func uniform(_ low: Float, _ high: Float) -> Float {

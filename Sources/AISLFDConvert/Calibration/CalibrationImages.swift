@@ -1,3 +1,5 @@
+import AISLFDCore
+
 /// Seeded calibration images: the "dead leaves" model (Matheron; Lee, Mumford and Huang,
 /// "Occlusion models for natural images", 2001) — opaque discs of random colour whose radii
 /// follow a power law r^-3, stacked front to back until every pixel is covered. The result
@@ -63,23 +65,4 @@ public enum CalibrationImages {
             return Float(q) / 255
         }
     }
-}
-
-/// SplitMix64 (Steele, Lea and Flood, 2014): tiny, fast, and trivially the same in every
-/// language.
-struct SplitMix64 {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// In [0, 1): the top 53 bits.
-    mutating func uniform() -> Double { Double(next() >> 11) * 0x1p-53 }
 }

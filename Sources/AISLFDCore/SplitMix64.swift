@@ -1,0 +1,18 @@
+/// SplitMix64 (Steele, Lea and Flood, 2014): tiny, fast, and trivially the same in every
+/// language, so seeded images and weights can be repeated bit for bit in NumPy.
+public struct SplitMix64: Sendable {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// In [0, 1): the top 53 bits.
+    public mutating func uniform() -> Double { Double(next() >> 11) * 0x1p-53 }
+}
