@@ -79,11 +79,11 @@ public struct InspectCommand: ParsableCommand {
     }
 
     func render(_ r: Report) -> String {
-        var lines = ["\(r.file): \(r.kind), \(Output.grouped(r.byteCount)) bytes" + (r.checksums.map { ", checksums \($0)" } ?? "")]
+        var lines = ["\(r.file): \(r.kind), \(grouped(r.byteCount)) bytes" + (r.checksums.map { ", checksums \($0)" } ?? "")]
         lines.append("architecture: \(r.architecture ?? "not recognised")")
         if let m = r.aisw {
             lines.append("schema: \(m.schema.id) sha256 \(m.schema.sha256)")
-            lines.append("source: \(m.source.fileName) (\(m.source.format), \(Output.grouped(m.source.byteCount)) bytes, sha256 \(m.source.sha256))")
+            lines.append("source: \(m.source.fileName) (\(m.source.format), \(grouped(m.source.byteCount)) bytes, sha256 \(m.source.sha256))")
             lines.append("converter: \(m.converter.name) \(m.converter.version); precision \(m.options.precision)"
                          + (m.options.fold ? ", folded" : ", not folded")
                          + (m.options.keep.isEmpty ? "" : "; kept at fp32: " + m.options.keep.joined(separator: " ")))
@@ -99,10 +99,10 @@ public struct InspectCommand: ParsableCommand {
         func padLeft(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
         lines.append(pad("key", keyWidth) + "  " + pad(r.kind == "aisw" ? "storage" : "dtype", 8) + "  " + pad("shape", shapeWidth) + padLeft("bytes", 12) + "  role")
         for (t, shape) in zip(r.tensors, shapes) {
-            lines.append(pad(t.key, keyWidth) + "  " + pad(t.dtype, 8) + "  " + pad(shape, shapeWidth) + padLeft(Output.grouped(t.bytes), 12) + "  " + (t.role ?? "-"))
+            lines.append(pad(t.key, keyWidth) + "  " + pad(t.dtype, 8) + "  " + pad(shape, shapeWidth) + padLeft(grouped(t.bytes), 12) + "  " + (t.role ?? "-"))
         }
         let total = r.tensors.reduce(0) { $0 + $1.bytes }
-        lines.append("\(r.tensors.count) tensors, \(Output.grouped(total)) bytes of tensor data")
+        lines.append("\(r.tensors.count) tensors, \(grouped(total)) bytes of tensor data")
         return lines.joined(separator: "\n")
     }
 }

@@ -1,3 +1,4 @@
+import AISLFDCore
 import AISLFDIO
 
 /// What the weights are stored as. Biases, BatchNorm-derived vectors and NetVLAD centroids
@@ -44,10 +45,10 @@ public struct ConversionOptions: Codable, Equatable, Sendable {
 
     /// The record stored in the file's metadata.
     var metadataOptions: AISWMetadata.Options {
-        var other: [String: AISWJSON] = ["clamp": .bool(clamp)]
+        var other: [String: JSONValue] = ["clamp": .bool(clamp)]
         if calibrates, let c = calibration {
             other["calibration"] = c.metadata
-            if let b = effectiveSizeBudget { other["size_budget"] = .number(b) }
+            if let b = effectiveSizeBudget { other["size_budget"] = .double(b) }
         } else if precision != .fp32 {
             other["calibration"] = .null
         }
@@ -100,14 +101,14 @@ public struct CalibrationSettings: Codable, Equatable, Sendable {
     public func gptqImageSeed(_ i: Int) -> UInt64 { seed &+ UInt64(i) }
     public func sensitivityImageSeed(_ i: Int) -> UInt64 { seed &+ 1000 &+ UInt64(i) }
 
-    var metadata: AISWJSON {
+    var metadata: JSONValue {
         .object([
             "generator": .string("dead leaves (CalibrationImages.deadLeaves)"),
-            "seed": .number(Double(seed)),
-            "gptq_images": .object(["count": .number(Double(images)), "height": .number(Double(height)), "width": .number(Double(width))]),
-            "sensitivity_images": .object(["count": .number(Double(sensitivityImages)), "height": .number(Double(sensitivityHeight)),
-                                           "width": .number(Double(sensitivityWidth))]),
-            "gptq_damping": .number(damping),
+            "seed": .double(Double(seed)),
+            "gptq_images": .object(["count": .int(images), "height": .int(height), "width": .int(width)]),
+            "sensitivity_images": .object(["count": .int(sensitivityImages), "height": .int(sensitivityHeight),
+                                           "width": .int(sensitivityWidth)]),
+            "gptq_damping": .double(damping),
         ])
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import AISLFDCore
 import AISLFDIO
 
 /// A signal-to-noise ratio in dB; infinity means exact. JSON: a number, or "inf".
@@ -152,14 +153,3 @@ func formatDecibels(_ db: Double) -> String {
 }
 
 func formatError(_ e: Double) -> String { e == 0 ? "0" : String(format: "%.2e", e) }
-
-/// 3727596 -> "3,727,596", independent of the locale.
-func grouped(_ n: Int) -> String {
-    let digits = String(n.magnitude)
-    var out = ""
-    for (i, c) in digits.enumerated() {
-        if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
-        out.append(c)
-    }
-    return (n < 0 ? "-" : "") + out
-}

@@ -135,15 +135,15 @@ struct ConversionState {
 /// for the file's metadata.
 protocol ConversionPass {
     var name: String { get }
-    func run(_ state: inout ConversionState) throws -> AISWJSON
+    func run(_ state: inout ConversionState) throws -> JSONValue
 }
 
 // Small builders for metadata records.
-func json(_ n: Int) -> AISWJSON { .number(Double(n)) }
-func json(_ s: String) -> AISWJSON { .string(s) }
-func json(_ strings: [String]) -> AISWJSON { .array(strings.map(AISWJSON.string)) }
+func json(_ n: Int) -> JSONValue { .int(n) }
+func json(_ s: String) -> JSONValue { .string(s) }
+func json(_ strings: [String]) -> JSONValue { .array(strings.map(JSONValue.string)) }
 /// A finite number, or the string "inf" (JSON has no infinity).
-func json(decibels: Double) -> AISWJSON { decibels.isFinite ? .number(decibels) : .string(decibels > 0 ? "inf" : "-inf") }
+func json(decibels: Double) -> JSONValue { decibels.isFinite ? .double(decibels) : .string(decibels > 0 ? "inf" : "-inf") }
 
 /// Rounds folded Double values to float32, refusing overflow (named by the stored key).
 func roundToFloat(_ values: [Double], key: String) throws -> [Float] {

@@ -133,7 +133,7 @@ public enum Converter {
         if !unmatched.isEmpty { notes.append("keep patterns matching no stored tensor: " + unmatched.joined(separator: " ")) }
         if options.precision == .fp32 && !options.keep.isEmpty { notes.append("precision fp32: every tensor is fp32, keep patterns change nothing") }
 
-        var extra: [String: AISWJSON] = [:]
+        var extra: [String: JSONValue] = [:]
         if !contents.notes.isEmpty { extra["source_notes"] = json(contents.notes) }
         let metadata = AISWMetadata(
             architecture: schema.id, architectureConfig: architectureConfig(schema),
@@ -168,15 +168,15 @@ public enum Converter {
     }
 
     /// What a runtime needs to know beyond the tensors: variants, the blocks and meta settings.
-    static func architectureConfig(_ schema: ArchitectureSchema) -> [String: AISWJSON] {
-        var config: [String: AISWJSON] = [
+    static func architectureConfig(_ schema: ArchitectureSchema) -> [String: JSONValue] {
+        var config: [String: JSONValue] = [
             "variants": json(schema.variants),
             "parts": .array(schema.parts.map { p in
                 .object(["name": json(p.name), "block": json(p.block), "prefix": json(p.prefix), "per_variant": .bool(p.perVariant)])
             }),
         ]
         let epsilons = Set(schema.layers.compactMap(\.eps))
-        if !epsilons.isEmpty { config["batchnorm_eps"] = .array(epsilons.sorted().map(AISWJSON.number)) }
+        if !epsilons.isEmpty { config["batchnorm_eps"] = .array(epsilons.sorted().map(JSONValue.double)) }
         if let vlad = schema.layers.first(where: { $0.op == .netvlad }) {
             config["netvlad"] = .object(["clusters": json(vlad.outChannels), "dim": json(vlad.inChannels), "grid": json(vlad.grid ?? 0)])
         }

@@ -1,3 +1,5 @@
+import AISLFDCore
+
 /// One way an instance fails a JSON Schema: where (a JSON Pointer into the
 /// instance, "" for the whole document) and what.
 public struct JSONSchemaViolation: Equatable, Sendable, CustomStringConvertible {
@@ -107,7 +109,7 @@ public struct JSONSchema {
             for (i, alternative) in alternatives.enumerated() { try sub(alternative, path + "/oneOf/\(i)") }
         }
         if let e = members["enum"], e.array?.isEmpty != false { throw bad("enum", "must be a non-empty array") }
-        if let minimum = members["minimum"], minimum.number == nil { throw bad("minimum", "must be a number") }
+        if let minimum = members["minimum"], minimum.double == nil { throw bad("minimum", "must be a number") }
         if let minItems = members["minItems"], (minItems.int ?? -1) < 0 { throw bad("minItems", "must be a non-negative integer") }
         if let pattern = members["pattern"] {
             guard let p = pattern.string else { throw bad("pattern", "must be a string") }
@@ -159,10 +161,10 @@ public struct JSONSchema {
                 return  // the other keywords would only repeat the same mistake
             }
         }
-        if let e = schema["enum"]?.array, !e.contains(where: { JSONSchema.same($0, value) }) {
+        if let e = schema["enum"]?.array, !e.contains(value) {
             fail("\(value.canonicalText) is not one of \(e.map(\.canonicalText).joined(separator: ", "))")
         }
-        if let c = schema["const"], !JSONSchema.same(c, value) {
+        if let c = schema["const"], c != value {
             fail("\(value.canonicalText) found, \(c.canonicalText) expected")
         }
         if let p = schema["pattern"]?.string, let s = value.string, let regex = patterns[p] {
@@ -170,7 +172,7 @@ public struct JSONSchema {
             memo.results[p, default: [:]][s] = matches
             if !matches { fail("\"\(s)\" does not match the pattern \(p)") }
         }
-        if let minimum = schema["minimum"]?.number, let n = value.number, n < minimum {
+        if let minimum = schema["minimum"]?.double, let n = value.double, n < minimum {
             fail("\(value.canonicalText) is below the minimum \(schema["minimum"]?.canonicalText ?? "")")
         }
         if case .array(let items) = value {
@@ -187,7 +189,7 @@ public struct JSONSchema {
             for name in schema["required"]?.array?.compactMap(\.string) ?? [] where members[name] == nil {
                 fail("required property \"\(name)\" is missing")
             }
-            let properties: [String: JSONValue]
+            let properties: JSONObject
             if case .object(let p)? = schema["properties"] { properties = p } else { properties = [:] }
             for key in members.keys.sorted() {
                 guard let member = members[key] else { continue }
@@ -223,22 +225,17 @@ public struct JSONSchema {
     private static func has(type: String, _ value: JSONValue) -> Bool {
         switch (type, value) {
         case ("object", .object), ("array", .array), ("string", .string), ("boolean", .bool), ("null", .null): return true
-        case ("number", .int), ("number", .double), ("integer", .int): return true
-        case ("integer", .double(let d)): return d.rounded() == d
+        case ("number", .number): return true
+        case ("integer", .number(let n)): return n.int != nil
         default: return false
         }
-    }
-
-    private static func same(_ a: JSONValue, _ b: JSONValue) -> Bool {
-        if let x = a.number, let y = b.number { return x == y }
-        return a == b
     }
 
     private static func describe(_ value: JSONValue) -> String {
         switch value {
         case .null: return "null"
         case .bool: return "boolean"
-        case .int, .double: return "number \(value.canonicalText)"
+        case .number: return "number \(value.canonicalText)"
         case .string(let s): return "string \"\(s)\""
         case .array: return "array"
         case .object: return "object"

@@ -221,7 +221,7 @@ public final class SchemaComposer {
         case .batchnorm2d:
             let c = int("channels")
             spec = LayerSpec(name: name, op: op, part: part, variant: variant, inChannels: c, outChannels: c,
-                             kernel: nil, stride: nil, padding: nil, bias: true, eps: json["eps"]?.number, grid: nil,
+                             kernel: nil, stride: nil, padding: nil, bias: true, eps: json["eps"]?.double, grid: nil,
                              inputs: inputs, tensorKeys: tensors.map(\.key))
             expected = [(.bnWeight, [c]), (.bnBias, [c]), (.bnRunningMean, [c]), (.bnRunningVar, [c]), (.bnNumBatchesTracked, [])]
             if inputs.count != 1 { throw fail("a batchnorm2d takes exactly one input") }
@@ -271,12 +271,12 @@ public final class SchemaComposer {
         .object([
             "name": .string(part.name), "block": .string(part.block), "prefix": .string(part.prefix),
             "perVariant": .bool(part.perVariant), "input": .string(part.input ?? "$image"),
-            "outputs": .object(part.outputs.mapValues(canonical)),
+            "outputs": .object(JSONObject(part.outputs.mapValues(canonical))),
         ])
     }
 
     private static func canonical(_ layer: LayerSpec, tensorsByKey: [String: TensorSpec]) -> JSONValue {
-        var members: [String: JSONValue] = [
+        var members: JSONObject = [
             "name": .string(layer.name), "op": .string(layer.op.rawValue), "part": .string(layer.part),
             "variant": layer.variant.map { .string($0) } ?? .null,
             "inChannels": .int(layer.inChannels), "outChannels": .int(layer.outChannels), "bias": .bool(layer.bias),

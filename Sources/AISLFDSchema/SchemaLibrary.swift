@@ -1,3 +1,5 @@
+import AISLFDCore
+
 /// The four architectures of architectures.md, composed from the schema files
 /// compiled into the module (see tools/embed_schemas.py).
 public enum SchemaLibrary {

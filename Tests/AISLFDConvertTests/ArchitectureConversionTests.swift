@@ -107,16 +107,16 @@ final class ArchitectureConversionTests: XCTestCase {
         XCTAssertEqual(Converter.passNames(ConversionOptions(precision: .fp16, fold: false)), ["ToFloat32", "QuantizeFP16", "MixedPrecision"])
         XCTAssertEqual(Converter.passNames(ConversionOptions(precision: .fp32)), ["ToFloat32", "FoldBatchNorm", "FoldConvBatchNorm", "FoldAffineIntoNextConv"])
         XCTAssertEqual(m.passes[0].details["not_stored"].map { if case .array(let a) = $0 { return a.count } else { return -1 } }, 13)
-        XCTAssertEqual(m.passes[1].details["batchnorms"], .number(13))
-        XCTAssertEqual(m.passes[2].details["folded"], .number(13))
-        XCTAssertEqual(m.passes[3].details["folded"], .number(0))
+        XCTAssertEqual(m.passes[1].details["batchnorms"], .int(13))
+        XCTAssertEqual(m.passes[2].details["folded"], .int(13))
+        XCTAssertEqual(m.passes[3].details["folded"], .int(0))
         XCTAssertEqual(m.passes[4].details["kept_fp32_by_pattern"], .array(schema.variants.map { .string("psa.\($0).value.weight") }))
         XCTAssertEqual(m.architecture, "aislfd-c")
         XCTAssertEqual(m.schema, AISWMetadata.Schema(id: "aislfd-c", sha256: schema.sha256))
         XCTAssertEqual(m.options, AISWMetadata.Options(precision: "int8", fold: true, keep: ["psa.*.value.weight"],
                                                        other: ["clamp": .bool(false), "calibration": .null]))
         XCTAssertEqual(m.converter.name, "aislfd-convert")
-        XCTAssertEqual(m.architectureConfig["psa"], .object(["dim": .number(128)]))
+        XCTAssertEqual(m.architectureConfig["psa"], .object(["dim": .int(128)]))
         // Every history key is stored; every quantized weight has an int8 entry last.
         for (key, _) in m.tensorHistory { XCTAssertNotNil(conversion.stored(key), key) }
         for t in conversion.writer.tensors where t.storage == .int8 {

@@ -12,12 +12,12 @@ import XCTest
 final class MixedPrecisionTests: XCTestCase {
     static let quick = CalibrationSettings(images: 1, height: 48, width: 64, sensitivityImages: 1, sensitivityHeight: 48, sensitivityWidth: 64)
 
-    private func record(_ conversion: Conversion) throws -> AISWJSON {
+    private func record(_ conversion: Conversion) throws -> JSONValue {
         try XCTUnwrap(conversion.metadata.passes.first { $0.name == "MixedPrecision" }?.details)
     }
 
-    private func number(_ json: AISWJSON?) throws -> Double {
-        guard case .number(let n)? = json else { throw XCTSkip("not a number: \(String(describing: json))") }
+    private func number(_ json: JSONValue?) throws -> Double {
+        guard let n = json?.double else { throw XCTSkip("not a number: \(String(describing: json))") }
         return n
     }
 
@@ -56,7 +56,7 @@ final class MixedPrecisionTests: XCTestCase {
         XCTAssertEqual(promoted.first, "_backbone._conv1_1.weight", "the first conv costs the most per byte")
         XCTAssertLessThanOrEqual(conversion.report.totals.outputBytes, budget)
         XCTAssertEqual(conversion.report.totals.sizeBudget, 0.27)
-        XCTAssertEqual(conversion.metadata.options.other["size_budget"], .number(0.27))
+        XCTAssertEqual(conversion.metadata.options.other["size_budget"], .double(0.27))
         XCTAssertTrue(conversion.report.humanReadable.contains("budget 27.0%"))
     }
 

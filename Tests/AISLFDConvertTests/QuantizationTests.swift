@@ -37,7 +37,7 @@ final class QuantizationTests: XCTestCase {
         XCTAssertEqual(row.fp16FlushedToZero, try XCTUnwrap(f["flushed_count_in_range"] as? Int))
         XCTAssertEqual(row.fp16FlushedToZero, inRange.filter { flushed[$0] }.count)
         XCTAssertEqual(row.fp16Overflow, 0)
-        XCTAssertEqual(conversion.metadata.passes.first { $0.name == "QuantizeFP16" }?.details["flushed_to_zero"], .number(Double(row.fp16FlushedToZero)))
+        XCTAssertEqual(conversion.metadata.passes.first { $0.name == "QuantizeFP16" }?.details["flushed_to_zero"], .int(row.fp16FlushedToZero))
 
         // The fixture tells rounding modes apart: it holds fp16 subnormals (a converter that
         // flushes them fails) and ties that go to even, where truncation or rounding half
@@ -65,7 +65,7 @@ final class QuantizationTests: XCTestCase {
         XCTAssertEqual(clamped.report.totals.fp16Overflow, count)
         XCTAssertEqual(clamped.report.totals.fp16FlushedToZero, try XCTUnwrap(f["flushed_count"] as? Int))
         XCTAssertEqual(clamped.metadata.options.other["clamp"], .bool(true))
-        XCTAssertEqual(clamped.metadata.passes.first { $0.name == "QuantizeFP16" }?.details["overflow_clamped"], .number(Double(count)))
+        XCTAssertEqual(clamped.metadata.passes.first { $0.name == "QuantizeFP16" }?.details["overflow_clamped"], .int(count))
 
         // Kept at fp32 by a pattern, the same tensor converts exactly, clamping or not.
         let kept = try convertWeight(values, ConversionOptions(precision: .fp16, keep: ["conv.*"]))
@@ -111,7 +111,7 @@ final class QuantizationTests: XCTestCase {
             XCTAssertEqual(row.maxAbsError, try XCTUnwrap(expected["max_abs_error"] as? Double), accuracy: 1e-12, key)
         }
         XCTAssertTrue(file.entry("conv.weight")?.scales?.first == 0)
-        XCTAssertEqual(conversion.metadata.passes.first { $0.name == "QuantizeInt8" }?.details["zero_channels"], .number(2))
+        XCTAssertEqual(conversion.metadata.passes.first { $0.name == "QuantizeInt8" }?.details["zero_channels"], .int(2))
     }
 
     /// Ties of int8 rounding go to even: a wrong rounding mode fails the fixture comparison.

@@ -294,12 +294,13 @@ final class AISWCorruptionTests: XCTestCase {
         for (text, name) in cases {
             guard case .invalidMetadata = AISWTest.openError(withMetadata(Array(text.utf8))) else { return XCTFail(name) }
         }
+        XCTAssertEqual(AISWTest.openError(withMetadata(Array(#"{"a":1,"a":2}"#.utf8))), .invalidMetadata(#"JSON at byte 7: duplicate key "a""#))
         var bytes = Array(meta.utf8)
         bytes[bytes.firstIndex(of: 0xC3)!] = 0xFF  // first byte of "é"
         guard case .invalidMetadata = AISWTest.openError(withMetadata(bytes)) else { return XCTFail("invalid UTF-8") }
         // Unknown keys are kept, not refused: newer writers may add some.
         let extended = meta.replacingOccurrences(of: "{\"architecture\":", with: "{\"added_later\":[1,2],\"architecture\":")
         let file = try AISWFile.open(path: AISWTest.write(withMetadata(Array(extended.utf8))))
-        XCTAssertEqual(file.metadataJSON["added_later"], .array([.number(1), .number(2)]))
+        XCTAssertEqual(file.metadataJSON["added_later"], .array([.int(1), .int(2)]))
     }
 }

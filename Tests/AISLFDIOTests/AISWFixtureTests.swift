@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import AISLFDCore
 import AISLFDIO
 import AISLFDTestSupport
 
@@ -27,6 +28,19 @@ final class AISWFixtureTests: XCTestCase {
             let url = URL(fileURLWithPath: Fixtures.path("aisw/\(name)"))
             if regenerate { try Data(bytes).write(to: url) }
             XCTAssertEqual(try Data(contentsOf: url), Data(bytes), "\(name) differs from the writer's output")
+        }
+    }
+
+    // Parsing the stored metadata and writing it again gives the stored bytes: numbers
+    // re-read from their text come out as the writer first wrote them.
+    func testStoredMetadataIsCanonical() throws {
+        for name in ["fp32.aisw", "fp16.aisw", "int8.aisw"] {
+            let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Fixtures.path("aisw/\(name)"))))
+            let meta = Array(bytes[64..<(64 + AISWBytes(bytes: bytes).metadataLength)])
+            XCTAssertEqual(try JSONValue.parse(meta).canonicalBytes(), meta, name)
+            let spaced = Array(String(decoding: meta, as: UTF8.self).replacingOccurrences(of: ",", with: ", ").utf8)
+            XCTAssertNotEqual(spaced, meta)
+            XCTAssertEqual(try JSONValue.parse(spaced).canonicalBytes(), meta, name)
         }
     }
 

@@ -18,13 +18,13 @@ enum AISWSamples {
     static func metadata(precision: String = "fp32", history: [String: [String]] = [:]) -> AISWMetadata {
         AISWMetadata(
             architecture: "aislfd-c",
-            architectureConfig: ["descriptor_dim": .number(128), "variants": .array([.string("rot_var_illum_var")]),
-                                 "eps": .number(1e-5), "note": .string("quote \" backslash \\ tab \t é")],
+            architectureConfig: ["descriptor_dim": .int(128), "variants": .array([.string("rot_var_illum_var")]),
+                                 "eps": .double(1e-5), "note": .string("quote \" backslash \\ tab \t é")],
             schema: .init(id: "aislfd-c", sha256: String(repeating: "ab", count: 32)),
             source: .init(fileName: "weights.h5", sha256: String(repeating: "cd", count: 32), format: "hdf5", byteCount: 123_456),
             converter: .init(name: "aislfd-convert", version: "0.1.0"),
             options: .init(precision: precision, fold: true, keep: ["*.bias"], other: ["clamp": .bool(false)]),
-            passes: [.init(name: "FoldBatchNorm", details: .object(["folded": .number(2)])), .init(name: "Quantize")],
+            passes: [.init(name: "FoldBatchNorm", details: .object(["folded": .int(2)])), .init(name: "Quantize")],
             folds: [.init(kind: "batchnorm-into-preceding-conv", from: "msfe.stem.bn", into: "msfe.stem.conv")],
             tensorHistory: history,
             extra: [:])

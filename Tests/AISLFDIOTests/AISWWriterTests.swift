@@ -100,7 +100,7 @@ final class AISWWriterTests: XCTestCase {
         badHistory.tensorHistory = ["b": ["folded"]]
         XCTAssertEqual(refusal([ok], badHistory), .invalidMetadata("tensor_history names b, which is not stored"))
         var nanMeta = meta
-        nanMeta.extra = ["x": .number(.nan)]
+        nanMeta.extra = ["x": .double(.nan)]
         guard case .invalidMetadata = refusal([ok], nanMeta) else { return XCTFail() }
     }
 

@@ -159,29 +159,3 @@ final class JSONSchemaTests: XCTestCase {
         XCTAssertTrue(v.first?.contains("deeper than") ?? false, "\(v)")
     }
 }
-
-final class JSONParserTests: XCTestCase {
-    func testParsesValues() throws {
-        XCTAssertEqual(try JSONValue.parse(#" {"a": [1, -2.5e1, true, null, "x\n\u00e9\ud83d\ude00"]} "#),
-                       .object(["a": .array([.int(1), .double(-25), .bool(true), .null, .string("x\né😀")])]))
-    }
-
-    func testRefusesBrokenJSON() {
-        for bad in ["", "{", "[1,]", "{\"a\" 1}", "01", "1.", "\"abc", "tru", "{\"a\": 1, \"a\": 2}", "[1] x",
-                    "99999999999999999999", "\"\\ud800\"", String(repeating: "[", count: 100) + String(repeating: "]", count: 100)] {
-            XCTAssertThrowsError(try JSONValue.parse(bad), bad)
-        }
-    }
-
-    func testErrorNamesLineAndColumn() {
-        XCTAssertThrowsError(try JSONValue.parse("{\n  \"a\": 1,\n  \"a\": 2\n}")) { error in
-            XCTAssertEqual((error as? JSONParseError)?.description, "line 3, column 3: duplicate key \"a\"")
-        }
-    }
-
-    func testCanonicalTextSortsKeysAndDropsWhitespace() throws {
-        let v = try JSONValue.parse(#"{ "b": [1, 2.5, 1e-5], "a": {"z": "q\"", "y": null}, "B": false }"#)
-        XCTAssertEqual(v.canonicalText, #"{"B":false,"a":{"y":null,"z":"q\""},"b":[1,2.5,1e-05]}"#)
-        XCTAssertEqual(try JSONValue.parse(v.canonicalText), v)
-    }
-}

@@ -1,3 +1,4 @@
+import AISLFDCore
 import AISLFDIO
 import AISLFDRuntime
 import AISLFDSchema
@@ -11,7 +12,7 @@ import Dispatch
 struct CollectInputMoments: ConversionPass {
     let name = "CollectInputMoments"
 
-    func run(_ state: inout ConversionState) throws -> AISWJSON {
+    func run(_ state: inout ConversionState) throws -> JSONValue {
         guard let settings = state.options.calibration else { return .object(["ran": .bool(false)]) }
         guard settings.images > 0 else {
             return .object(["ran": .bool(false), "reason": json("no calibration images asked for; int8 weights are rounded to nearest")])
@@ -70,7 +71,7 @@ struct CollectInputMoments: ConversionPass {
             for (s, ok) in added.enumerated() where !ok { unavailable.insert(s) }
         }
 
-        var layers: [AISWJSON] = []
+        var layers: [JSONValue] = []
         for (s, layer) in layerOfSignature.enumerated() {
             let keys = targets.filter { signatureOfKey[$0.key] == s }.map(\.key)
             if unavailable.contains(s) {
@@ -86,7 +87,7 @@ struct CollectInputMoments: ConversionPass {
             "ran": .bool(true),
             "images": json(settings.images),
             "image_size": .array([json(settings.height), json(settings.width)]),
-            "seeds": .array((0..<settings.images).map { .number(Double(settings.gptqImageSeed($0))) }),
+            "seeds": .array((0..<settings.images).map { .double(Double(settings.gptqImageSeed($0))) }),
             "generator": json("dead leaves (CalibrationImages.deadLeaves)"),
             "inputs": .array(layers),
         ])

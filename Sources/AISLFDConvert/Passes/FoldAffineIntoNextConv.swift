@@ -1,3 +1,4 @@
+import AISLFDCore
 import AISLFDIO
 import AISLFDSchema
 
@@ -20,9 +21,9 @@ struct FoldAffineIntoNextConv: ConversionPass {
     let name = "FoldAffineIntoNextConv"
     static let kind = "batchnorm-into-next-conv"
 
-    func run(_ state: inout ConversionState) throws -> AISWJSON {
-        var folded: [AISWJSON] = []
-        var kept: [AISWJSON] = []
+    func run(_ state: inout ConversionState) throws -> JSONValue {
+        var folded: [JSONValue] = []
+        var kept: [JSONValue] = []
         let exposed = state.exposedLayers
         for bn in state.schema.layers where bn.op == .batchnorm2d {
             guard let affine = state.affines[bn.name] else { continue }

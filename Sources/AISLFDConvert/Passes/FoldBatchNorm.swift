@@ -1,3 +1,4 @@
+import AISLFDCore
 import AISLFDIO
 import AISLFDSchema
 
@@ -12,7 +13,7 @@ struct FoldBatchNorm: ConversionPass {
     static let scaleRole = "affine_scale"
     static let shiftRole = "affine_shift"
 
-    func run(_ state: inout ConversionState) throws -> AISWJSON {
+    func run(_ state: inout ConversionState) throws -> JSONValue {
         var layers: [String] = []
         var epsilons = Set<Double>()
         for layer in state.schema.layers where layer.op == .batchnorm2d {
@@ -57,7 +58,7 @@ struct FoldBatchNorm: ConversionPass {
         }
         return .object([
             "batchnorms": json(layers.count),
-            "eps": .array(epsilons.sorted().map(AISWJSON.number)),
+            "eps": .array(epsilons.sorted().map(JSONValue.double)),
             "arithmetic": json("float64, rounded once to float32"),
         ])
     }

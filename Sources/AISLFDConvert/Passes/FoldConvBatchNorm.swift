@@ -1,3 +1,4 @@
+import AISLFDCore
 import AISLFDIO
 import AISLFDSchema
 
@@ -11,9 +12,9 @@ struct FoldConvBatchNorm: ConversionPass {
     let name = "FoldConvBatchNorm"
     static let kind = "batchnorm-into-preceding-conv"
 
-    func run(_ state: inout ConversionState) throws -> AISWJSON {
-        var folded: [AISWJSON] = []
-        var kept: [AISWJSON] = []
+    func run(_ state: inout ConversionState) throws -> JSONValue {
+        var folded: [JSONValue] = []
+        var kept: [JSONValue] = []
         let exposed = state.exposedLayers
         for bn in state.schema.layers where bn.op == .batchnorm2d {
             guard let affine = state.affines[bn.name] else { continue }

@@ -1,3 +1,4 @@
+import AISLFDCore
 import AISLFDIO
 import AISLFDRuntime
 
@@ -31,15 +32,15 @@ struct MixedPrecision: ConversionPass {
         var error: StorageError
     }
 
-    func run(_ state: inout ConversionState) throws -> AISWJSON {
+    func run(_ state: inout ConversionState) throws -> JSONValue {
         guard let settings = state.options.calibration, let fraction = state.options.effectiveSizeBudget else {
             return .object(["ran": .bool(false)])
         }
         let payload = state.source.reduce(0) { $0 + $1.elementCount } * 4
         let budget = Int((fraction * Double(payload)).rounded(.down))
         let base = state.tensors.reduce(0) { $0 + $1.fileBytes } + state.reservedBytes
-        var record: [String: AISWJSON] = [
-            "budget_fraction": .number(fraction), "budget_bytes": json(budget), "source_payload_bytes": json(payload),
+        var record: JSONObject = [
+            "budget_fraction": .double(fraction), "budget_bytes": json(budget), "source_payload_bytes": json(payload),
             "bytes_before": json(base), "reserved_for_header_metadata_table": json(state.reservedBytes),
         ]
         guard base < budget else {
@@ -57,7 +58,7 @@ struct MixedPrecision: ConversionPass {
         }
 
         var candidates: [Candidate] = []
-        var notCandidates: [AISWJSON] = []
+        var notCandidates: [JSONValue] = []
         for (i, t) in state.tensors.enumerated() where Quantization.roles.contains(t.role) && t.keptBy == nil {
             switch t.stored {
             case .int8:
@@ -110,11 +111,11 @@ struct MixedPrecision: ConversionPass {
             return a != b ? a > b : $0.index < $1.index
         }
         var used = base
-        var rows: [AISWJSON] = []
+        var rows: [JSONValue] = []
         var promotedCount = 0
         for (rank, c) in ranked.enumerated() {
             let fits = c.sensitivity > 0 && used + c.cost <= budget
-            var row: [String: AISWJSON] = ["key": json(c.key), "sensitivity": .number(c.sensitivity), "extra_bytes": json(c.cost),
+            var row: JSONObject = ["key": json(c.key), "sensitivity": .double(c.sensitivity), "extra_bytes": json(c.cost),
                                            "rank": json(rank + 1), "promoted_to": fits ? json(c.promoted.storageName) : .null]
             if !fits { row["reason"] = json(c.sensitivity > 0 ? "does not fit the budget" : "no measurable effect") }
             rows.append(.object(row))
@@ -133,7 +134,7 @@ struct MixedPrecision: ConversionPass {
         }
         record["ran"] = .bool(true)
         record["sensitivity_images"] = json(images.count)
-        record["sensitivity_seeds"] = .array((0..<settings.sensitivityImages).map { .number(Double(settings.sensitivityImageSeed($0))) })
+        record["sensitivity_seeds"] = .array((0..<settings.sensitivityImages).map { .double(Double(settings.sensitivityImageSeed($0))) })
         record["sensitivity"] = json("mean over desc and meta maps and positions of 1 - cos to the fp32 network, this weight alone at its stored value")
         record["promoted"] = json(promotedCount)
         record["bytes_after"] = json(used)

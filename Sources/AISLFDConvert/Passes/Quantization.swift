@@ -1,3 +1,4 @@
+import AISLFDCore
 import Foundation
 import AISLFDIO
 import AISLFDSchema
@@ -18,7 +19,7 @@ enum Quantization {
     /// Runs `quantize` on every tensor with a quantized role that no keep pattern holds at
     /// fp32, and returns the pass's record.
     static func run(_ state: inout ConversionState, storage: String,
-                    _ quantize: (inout WorkingTensor) throws -> Void) throws -> [String: AISWJSON] {
+                    _ quantize: (inout WorkingTensor) throws -> Void) throws -> JSONObject {
         var quantized = 0, keptByRole = 0
         var keptByPattern: [String] = []
         var signal = 0.0, noise = 0.0
@@ -42,7 +43,7 @@ enum Quantization {
             if worst.map({ db < $0.db }) ?? true { worst = (state.tensors[i].key, db) }
             quantized += 1
         }
-        var record: [String: AISWJSON] = [
+        var record: JSONObject = [
             "quantized": json(quantized),
             "kept_fp32_by_role": json(keptByRole),
             "kept_fp32_by_pattern": json(keptByPattern),

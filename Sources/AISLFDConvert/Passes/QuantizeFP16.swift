@@ -1,3 +1,4 @@
+import AISLFDCore
 import AISLFDIO
 
 /// Conv and linear weights to IEEE binary16, rounded to nearest, ties to even, subnormals
@@ -10,7 +11,7 @@ struct QuantizeFP16: ConversionPass {
     let name = "QuantizeFP16"
     static let largest = Float16.greatestFiniteMagnitude  // 65504
 
-    func run(_ state: inout ConversionState) throws -> AISWJSON {
+    func run(_ state: inout ConversionState) throws -> JSONValue {
         let clamp = state.options.clamp
         var clamped = 0, flushed = 0
         var record = try Quantization.run(&state, storage: "fp16") { t in

@@ -1,3 +1,4 @@
+import AISLFDCore
 import AISLFDIO
 import Dispatch
 
@@ -18,7 +19,7 @@ import Dispatch
 struct QuantizeInt8: ConversionPass {
     let name = "QuantizeInt8"
 
-    func run(_ state: inout ConversionState) throws -> AISWJSON {
+    func run(_ state: inout ConversionState) throws -> JSONValue {
         let damping = state.options.calibration?.damping ?? GPTQ.defaultDamping
         // GPTQ per tensor is independent: run them side by side, then record in order.
         let indices = state.tensors.indices.filter {
@@ -82,7 +83,7 @@ struct QuantizeInt8: ConversionPass {
         record["rounding"] = json("GPTQ where calibration measured the weight's inputs, else round half to even; clamped to [-127, 127]")
         record["rounded_by_gptq"] = json(byGPTQ)
         record["rounded_to_nearest"] = json(byNearest)
-        record["gptq_damping"] = .number(damping)
+        record["gptq_damping"] = .double(damping)
         record["scales"] = json("per output channel (axis 0), float32, max|w|/127; 0 for an all-zero channel")
         record["zero_channels"] = json(zeroChannels)
         return .object(record)

@@ -8,7 +8,7 @@ import AISLFDSchema
 struct ToFloat32: ConversionPass {
     let name = "ToFloat32"
 
-    func run(_ state: inout ConversionState) throws -> AISWJSON {
+    func run(_ state: inout ConversionState) throws -> JSONValue {
         var converted: [String: Int] = [:]   // source dtype -> tensors
         var dropped: [String] = []
         var rounded = 0
@@ -39,7 +39,7 @@ struct ToFloat32: ConversionPass {
             state.tensors.append(tensor)
         }
         return .object([
-            "tensors_by_source_dtype": .object(converted.mapValues(json)),
+            "tensors_by_source_dtype": .object(JSONObject(converted.mapValues(json))),
             "float64_values_rounded": json(rounded),
             "not_stored": json(dropped),
             "not_stored_reason": json("integer role bn_num_batches_tracked: BatchNorm's step counter, used only in training"),

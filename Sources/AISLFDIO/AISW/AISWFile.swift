@@ -32,7 +32,7 @@ public final class AISWFile: @unchecked Sendable {
     public let path: String
     public let metadata: AISWMetadata
     /// The metadata exactly as stored (all keys, including ones this version does not model).
-    public let metadataJSON: AISWJSON
+    public let metadataJSON: JSONValue
     public let tensors: [AISWTensorEntry]
     public let fileLength: Int
     /// Start of the data section.
@@ -165,7 +165,7 @@ public final class AISWFile: @unchecked Sendable {
 
         // Metadata: strict JSON first (duplicates, depth), then the typed fields.
         let metaBytes = Array(bytes[AISWFormat.headerLength..<(AISWFormat.headerLength + metadataLength)])
-        let json = try AISWJSON.parse(metaBytes)
+        let json = try AISWMetadata.parseJSON(metaBytes)
         guard case .object = json else { throw AISWError.invalidMetadata("not a JSON object") }
         let metadata = try AISWMetadata.decode(metaBytes)
 

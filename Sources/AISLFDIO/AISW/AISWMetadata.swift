@@ -1,3 +1,4 @@
+import AISLFDCore
 import Foundation
 
 /// The metadata section of an `.aisw` file: what the weights are and exactly how they were
@@ -56,9 +57,9 @@ public struct AISWMetadata: Codable, Equatable, Sendable {
         /// Patterns of tensors kept at fp32 whatever the precision.
         public var keep: [String]
         /// Any other option as given (e.g. a clamp setting), by option name.
-        public var other: [String: AISWJSON]
+        public var other: [String: JSONValue]
 
-        public init(precision: String, fold: Bool, keep: [String] = [], other: [String: AISWJSON] = [:]) {
+        public init(precision: String, fold: Bool, keep: [String] = [], other: [String: JSONValue] = [:]) {
             self.precision = precision
             self.fold = fold
             self.keep = keep
@@ -70,9 +71,9 @@ public struct AISWMetadata: Codable, Equatable, Sendable {
     public struct Pass: Codable, Equatable, Sendable {
         public var name: String
         /// What the pass did, in its own terms (counts, tolerances, errors measured, ...).
-        public var details: AISWJSON
+        public var details: JSONValue
 
-        public init(name: String, details: AISWJSON = .object([:])) {
+        public init(name: String, details: JSONValue = .object([:])) {
             self.name = name
             self.details = details
         }
@@ -97,7 +98,7 @@ public struct AISWMetadata: Codable, Equatable, Sendable {
     /// Architecture id: `lisrd`, `aislfd-a`, `aislfd-b`, `aislfd-c`.
     public var architecture: String
     /// The architecture's configuration (channels, variants, meta module settings, ...).
-    public var architectureConfig: [String: AISWJSON]
+    public var architectureConfig: [String: JSONValue]
     public var schema: Schema
     public var source: Source
     public var converter: Converter
@@ -108,11 +109,11 @@ public struct AISWMetadata: Codable, Equatable, Sendable {
     /// it, in order (e.g. "folded msfe.stem.bn", "int8 per channel, max abs error 3.1e-4").
     public var tensorHistory: [String: [String]]
     /// Anything else a user needs to know.
-    public var extra: [String: AISWJSON]
+    public var extra: [String: JSONValue]
 
-    public init(architecture: String, architectureConfig: [String: AISWJSON] = [:], schema: Schema,
+    public init(architecture: String, architectureConfig: [String: JSONValue] = [:], schema: Schema,
                 source: Source, converter: Converter, options: Options, passes: [Pass] = [],
-                folds: [Fold] = [], tensorHistory: [String: [String]] = [:], extra: [String: AISWJSON] = [:]) {
+                folds: [Fold] = [], tensorHistory: [String: [String]] = [:], extra: [String: JSONValue] = [:]) {
         self.architecture = architecture
         self.architectureConfig = architectureConfig
         self.schema = schema
@@ -138,10 +139,24 @@ public struct AISWMetadata: Codable, Equatable, Sendable {
         } catch {
             throw AISWError.invalidMetadata("cannot encode: \(error)")
         }
-        return try AISWJSON.parse([UInt8](encoded)).canonicalBytes()
+        do {
+            // The writer checks the length itself, with its own error.
+            return try AISWMetadata.parseJSON([UInt8](encoded), maxBytes: .max).canonicalBytes()
+        } catch let error as JSONWriteError {
+            throw AISWError.invalidMetadata(error.message)
+        }
     }
 
-    /// Decodes stored metadata; `bytes` must already have passed `AISWJSON.parse`.
+    /// Strict JSON (no duplicate keys, depth capped), its errors as `invalidMetadata`.
+    static func parseJSON(_ bytes: [UInt8], maxBytes: Int = AISWFormat.maxMetadataLength) throws -> JSONValue {
+        do {
+            return try JSONValue.parse(bytes, maxDepth: AISWFormat.maxMetadataDepth, maxBytes: maxBytes)
+        } catch let error as JSONParseError {
+            throw AISWError.invalidMetadata("JSON at byte \(error.offset): \(error.message)")
+        }
+    }
+
+    /// Decodes stored metadata; `bytes` must already have passed `parseJSON`.
     static func decode(_ bytes: [UInt8]) throws -> AISWMetadata {
         do {
             return try JSONDecoder().decode(AISWMetadata.self, from: Data(bytes))

@@ -73,11 +73,12 @@ public enum SafetensorsReader {
         guard String(validating: header, as: UTF8.self) != nil else {
             throw SafetensorsError.headerNotJSON(reason: "not valid UTF-8")
         }
-        let json: SafetensorsHeaderJSON
+        let json: JSONValue
         do {
-            json = try SafetensorsHeaderJSON.parse(header)
-        } catch let error as SafetensorsHeaderJSON.ParseError {
-            throw SafetensorsError.headerNotJSON(reason: "\(error.reason) at byte \(error.offset)")
+            // Duplicates are kept here and reported below, with the tensor they name.
+            json = try JSONValue.parse(header, maxBytes: maxHeaderLength, keepDuplicateKeys: true)
+        } catch let error as JSONParseError {
+            throw SafetensorsError.headerNotJSON(reason: "\(error.message) at byte \(error.offset)")
         }
         guard case .object(let members) = json else { throw SafetensorsError.headerNotObject(found: json.kindName) }
 
@@ -95,7 +96,7 @@ public enum SafetensorsReader {
         return (entries, metadata)
     }
 
-    private static func parseMetadata(_ value: SafetensorsHeaderJSON) throws -> [String: String] {
+    private static func parseMetadata(_ value: JSONValue) throws -> [String: String] {
         guard case .object(let members) = value else { throw SafetensorsError.badMetadata(reason: "not a JSON object") }
         var metadata: [String: String] = [:]
         for (key, item) in members {
@@ -105,10 +106,10 @@ public enum SafetensorsReader {
         return metadata
     }
 
-    private static func parseEntry(_ key: String, _ value: SafetensorsHeaderJSON) throws -> Entry {
+    private static func parseEntry(_ key: String, _ value: JSONValue) throws -> Entry {
         func bad(_ reason: String) -> SafetensorsError { .badEntry(tensor: key, reason: reason) }
         guard case .object(let members) = value else { throw bad("entry is not a JSON object") }
-        var fields: [String: SafetensorsHeaderJSON] = [:]
+        var fields: [String: JSONValue] = [:]
         for (name, item) in members {
             guard fields.updateValue(item, forKey: name) == nil else { throw bad("field '\(name)' is listed twice") }
         }
@@ -116,14 +117,20 @@ public enum SafetensorsReader {
         guard let dtype = dtypes[dtypeName] else { throw SafetensorsError.unsupportedDType(tensor: key, dtype: dtypeName) }
         guard case .array(let shapeItems)? = fields["shape"] else { throw bad("missing or non-array 'shape'") }
         let shape = try shapeItems.map { item -> Int in
-            guard let n = item.nonNegativeInt else { throw bad("'shape' holds something other than non-negative integers") }
+            guard let n = nonNegativeInt(item) else { throw bad("'shape' holds something other than non-negative integers") }
             return n
         }
         guard case .array(let offsetItems)? = fields["data_offsets"], offsetItems.count == 2,
-              let begin = offsetItems[0].nonNegativeInt, let end = offsetItems[1].nonNegativeInt else {
+              let begin = nonNegativeInt(offsetItems[0]), let end = nonNegativeInt(offsetItems[1]) else {
             throw bad("'data_offsets' is not a pair of non-negative integers")
         }
         return Entry(key: key, dtype: dtype, shape: shape, begin: begin, end: end)
+    }
+
+    /// Digits only: `2.0`, `1e3` and `-0` are not sizes, whatever their value.
+    private static func nonNegativeInt(_ value: JSONValue) -> Int? {
+        guard case .number(let n) = value, n.text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        return Int(n.text)
     }
 
     /// Every entry's bytes inside the data section and matching its shape; together
