@@ -2,9 +2,12 @@
 to just read the source and write the output's bytes (with the same fsync and rename
 the converter does), in one run. Needs a release build (`swift build -c release`).
 
-    python3 tools/bench_convert.py [--repeat 7]
+    python3 tools/bench_convert.py [--repeat 5] [--precision int8]
 
-Prints min and median seconds of each and the ratio convert / read+write.
+Times the default conversion (calibration, GPTQ rounding, mixed precision) and the plain
+one (`--no-calibration`: every weight rounded on its own), interleaved with reading the
+source and writing the output bytes. Prints min and median seconds of each and the ratios
+convert / read+write.
 """
 import argparse
 import os
@@ -32,26 +35,32 @@ def read_and_write(source, output_bytes, target):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--precision", default="int8")
     args = parser.parse_args()
     source = max((ROOT / s for s in SAMPLES), key=lambda p: p.stat().st_size)
+    variants = {"calibrated": [], "plain (--no-calibration)": ["--no-calibration"]}
+    times = {name: [] for name in variants}
+    sizes = {}
+    copy = []
     with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "out.aisw")
-        convert, copy = [], []
-        for _ in range(args.repeat):  # interleaved, so both see the same machine
-            start = time.perf_counter()
-            subprocess.run([str(CONVERT), str(source), out, "--precision", args.precision], check=True, stdout=subprocess.DEVNULL)
-            convert.append(time.perf_counter() - start)
-            data = Path(out).read_bytes()
+        for _ in range(args.repeat):  # interleaved, so all see the same machine
+            for name, extra in variants.items():
+                out = os.path.join(tmp, "out.aisw")
+                start = time.perf_counter()
+                subprocess.run([str(CONVERT), str(source), out, "--precision", args.precision, *extra],
+                               check=True, stdout=subprocess.DEVNULL)
+                times[name].append(time.perf_counter() - start)
+                data = Path(out).read_bytes()
+                sizes[name] = len(data)
             start = time.perf_counter()
             read_and_write(source, data, os.path.join(tmp, "copy.aisw"))
             copy.append(time.perf_counter() - start)
-        size = len(data)
-    print(f"source: {source.relative_to(ROOT)} ({source.stat().st_size:,} bytes) -> {args.precision} .aisw ({size:,} bytes), {args.repeat} runs each")
-    print(f"aislfd-convert (whole process: read, validate, fold, quantize, checksum, write): min {min(convert):.3f} s, median {statistics.median(convert):.3f} s")
-    print(f"read source + write output bytes (fsync, rename):                       min {min(copy):.3f} s, median {statistics.median(copy):.3f} s")
-    print(f"ratio convert / read+write: {min(convert) / min(copy):.1f}x (min), {statistics.median(convert) / statistics.median(copy):.1f}x (median)")
+    print(f"source: {source.relative_to(ROOT)} ({source.stat().st_size:,} bytes) -> {args.precision} .aisw, {args.repeat} runs each")
+    print(f"read source + write output bytes (fsync, rename): min {min(copy):.3f} s, median {statistics.median(copy):.3f} s")
+    for name, t in times.items():
+        print(f"aislfd-convert {name} ({sizes[name]:,} bytes): min {min(t):.3f} s, median {statistics.median(t):.3f} s, "
+              f"ratio to read+write {min(t) / min(copy):.1f}x (min), {statistics.median(t) / statistics.median(copy):.1f}x (median)")
 
 
 if __name__ == "__main__":

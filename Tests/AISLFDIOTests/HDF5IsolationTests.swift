@@ -85,37 +85,6 @@ final class HDF5IsolationTests: XCTestCase {
         }
     }
 
-    /// What isolation costs on the 15 MB sample: fork, the pipe, decoding. Best of 5,
-    /// in wall time and in CPU time of this process and its children together.
-    func testIsolationOverheadOnTheSampleIsSmall() throws {
-        let path = Fixtures.repoPath("Weights/lisrd.h5")
-        func cpuSeconds() -> Double {
-            var total = 0.0
-            for who in [RUSAGE_SELF.rawValue, RUSAGE_CHILDREN.rawValue] {
-                var usage = rusage()
-                getrusage(who, &usage)
-                total += Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
-                total += Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
-            }
-            return total
-        }
-        func best(_ read: () throws -> WeightsContents) rethrows -> (wall: Double, cpu: Double) {
-            var fastest = (wall: Double.infinity, cpu: Double.infinity)
-            for _ in 0..<5 {
-                let (start, cpu) = (HDF5ResultStream.monotonicSeconds(), cpuSeconds())
-                _ = try read()
-                fastest = (min(fastest.wall, HDF5ResultStream.monotonicSeconds() - start), min(fastest.cpu, cpuSeconds() - cpu))
-            }
-            return fastest
-        }
-        let inProcess = try best { try HDF5Reader.read(path: path, isolated: false) }
-        let isolated = try best { try HDF5Reader.read(path: path) }
-        print(String(format: "lisrd.h5: in process %.1f ms (CPU %.1f ms), isolated %.1f ms (CPU %.1f ms): overhead %.1f ms (CPU %.1f ms)",
-                     inProcess.wall * 1000, inProcess.cpu * 1000, isolated.wall * 1000, isolated.cpu * 1000,
-                     (isolated.wall - inProcess.wall) * 1000, (isolated.cpu - inProcess.cpu) * 1000))
-        XCTAssertLessThan(isolated.wall - inProcess.wall, 0.25)
-    }
-
     func testMissingAndSpecialFilesFailBeforeAnyChildStarts() throws {
         for path in ["/nonexistent/weights.h5", "/dev/null", NSTemporaryDirectory()] {
             guard let (error, _) = expectFileError(HDF5Error.self, path: path, { _ = try HDF5Reader.read(path: path) }) else { continue }

@@ -99,7 +99,7 @@ final class HDF5ResultStreamTests: XCTestCase {
         }
         let waited = HDF5ResultStream.monotonicSeconds() - start
         XCTAssertGreaterThanOrEqual(waited, 0.2)
-        XCTAssertLessThan(waited, 1)
+        XCTAssertLessThan(waited, 5)  // the deadline held, with room for a loaded machine
         close(ends[1])
         XCTAssertThrowsError(try HDF5ResultStream.readResult(from: ends[0], fileSize: 100, deadline: start + 10)) {
             XCTAssertEqual($0 as? HDF5ResultStream.Problem, .endedEarly)

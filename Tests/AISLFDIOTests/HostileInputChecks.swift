@@ -26,7 +26,7 @@ func expectFailure<Problem: Error>(
         return nil
     } catch let error as FileError {
         let seconds = Date().timeIntervalSince(start)
-        XCTAssertLessThan(seconds, 1.0, "\(path): took \(seconds) s to fail", file: file, line: line)
+        XCTAssertLessThan(seconds, Fixtures.hangLimit, "\(path): took \(seconds) s to fail", file: file, line: line)
         XCTAssertEqual(error.path, path, file: file, line: line)
         XCTAssertTrue(error.description.hasPrefix(path + ": "), error.description, file: file, line: line)
         XCTAssertEqual(error.status, status, file: file, line: line)

@@ -92,18 +92,15 @@ final class SafetensorsReaderTests: XCTestCase {
         XCTAssertFalse(SafetensorsReader.matches(prefix: [0x89] + Array("HDF\r\n\u{1A}\n".utf8) + [0]))
     }
 
-    /// A ~23 MB file (the size of aislfd-c's fp32 weights) written here, read in well under a second.
-    func testReadingTwentyThreeMegabytesIsFast() throws {
+    /// A ~23 MB file (the size of aislfd-c's fp32 weights) written here reads back byte for byte.
+    func testReadsTwentyThreeMegabytesExactly() throws {
         let count = 23_000_000 / 4
         let header = Array(#"{"w":{"dtype":"F32","shape":[\#(count)],"data_offsets":[0,\#(count * 4)]}}"#.utf8)
         var bytes = withUnsafeBytes(of: UInt64(header.count).littleEndian, Array.init) + header
         let block = pseudoRandomBytes(count: 1 << 20, seed: 9)
         while bytes.count < 8 + header.count + count * 4 { bytes += block.prefix(8 + header.count + count * 4 - bytes.count) }
         let path = try temporaryFile("large.safetensors", bytes)
-        let start = Date()
         let contents = try SafetensorsReader.read(path: path)
-        let seconds = Date().timeIntervalSince(start)
-        print("read 23 MB safetensors in \(seconds) s")
         XCTAssertEqual(contents.tensors.first?.data.count, count * 4)
         XCTAssertTrue(contents.tensors[0].data.withUnsafeBytes { read in
             bytes.withUnsafeBytes { all in
@@ -111,6 +108,5 @@ final class SafetensorsReaderTests: XCTestCase {
                 return memcmp(a, b + 8 + header.count, count * 4) == 0
             }
         })
-        XCTAssertLessThan(seconds, 1.0)
     }
 }

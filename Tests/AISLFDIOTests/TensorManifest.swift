@@ -61,7 +61,7 @@ func expectFileError<E: Error>(_ type: E.Type, path: String, file: StaticString 
         XCTFail("\(path): read without error", file: file, line: line)
         return nil
     } catch let error as FileError {
-        XCTAssertLessThan(Date().timeIntervalSince(start), 1.0, "\(path): took too long to fail", file: file, line: line)
+        XCTAssertLessThan(Date().timeIntervalSince(start), Fixtures.hangLimit, "\(path): took too long to fail", file: file, line: line)
         XCTAssertEqual(error.path, path, file: file, line: line)
         let message = String(describing: error)
         XCTAssertTrue(message.hasPrefix(path + ": "), "message does not start with the path: \(message)", file: file, line: line)

@@ -62,7 +62,7 @@ final class ZipArchiveTests: XCTestCase {
             stored = zipProblem("zip/claims_terabytes_stored.zip")
             deflated = zipProblem("zip/claims_terabytes_deflate.zip")
         }
-        XCTAssertLessThan(Date().timeIntervalSince(start), 1.0)
+        XCTAssertLessThan(Date().timeIntervalSince(start), Fixtures.hangLimit)
         XCTAssertLessThan(growth ?? 0, 16 << 20)
         guard case .outOfBounds(let what)? = stored else { return XCTFail("\(String(describing: stored))") }
         XCTAssertTrue(what.contains("2199023255552 bytes"), what)

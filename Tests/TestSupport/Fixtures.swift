@@ -3,6 +3,12 @@ import Foundation
 /// Locates committed test files from the repository root, so tests run the
 /// same from `swift test` in any working directory.
 public enum Fixtures {
+    /// Seconds a hostile input may take to be refused. A hang guard, not a speed measure
+    /// (speed is measured by the scripts in tools/): an honest refusal takes milliseconds,
+    /// a loop or an allocation driven by a forged size takes forever, and a loaded CI
+    /// machine must not turn one into the other.
+    public static let hangLimit = 10.0
+
     public static let repoRoot: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent()  // TestSupport
         .deletingLastPathComponent()  // Tests

@@ -20,10 +20,15 @@ public struct ConversionArguments: ParsableArguments {
     @Option(name: .customLong("keep"), help: ArgumentHelp("Keep tensors whose key matches PATTERN (* and ?) at fp32; repeatable.", valueName: "PATTERN"))
     var keep: [String] = []
 
+    @Flag(name: .customLong("no-calibration"),
+          help: "fp16/int8: round every weight on its own (no calibration images, GPTQ or mixed precision); fast, less accurate.")
+    var noCalibration = false
+
     public init() {}
 
     var options: ConversionOptions {
-        ConversionOptions(precision: precision, fold: !noFold, clamp: clamp, keep: keep)
+        ConversionOptions(precision: precision, fold: !noFold, clamp: clamp, keep: keep,
+                          calibration: noCalibration ? nil : CalibrationSettings())
     }
 
     /// Converts validated weights and writes OUTPUT atomically; prints the conversion report.

@@ -68,22 +68,10 @@ struct FoldAffineIntoNextConv: ConversionPass {
             let w = try roundToFloat(newWeight, key: weightKey)
             let b = try roundToFloat(newBias, key: biasKey)
 
-            if let at = state.index(of: weightKey) {
-                state.tensors[at].values = w
-                state.tensors[at].history.append("folded \(bn.name) (\(FoldAffineIntoNextConv.kind)): W[o, i] * scale[i]")
-            }
-            if let at = state.index(of: biasKey) {
-                state.tensors[at].values = b
-                state.tensors[at].history.append("folded \(bn.name) (\(FoldAffineIntoNextConv.kind)): b[o] + sum_i W[o, i] * shift[i]")
-            } else {
-                state.insert(WorkingTensor(key: biasKey, role: TensorRole.convBias.rawValue, shape: [outChannels], values: b,
-                                           history: ["created by folding \(bn.name) (\(FoldAffineIntoNextConv.kind)): sum_i W[o, i] * shift[i], the conv had no bias"]),
-                             after: weightKey)
-            }
-            state.remove(bn.name + ".scale")
-            state.remove(bn.name + ".shift")
-            state.affines[bn.name] = nil
-            state.folds.append(AISWMetadata.Fold(kind: FoldAffineIntoNextConv.kind, from: bn.name, into: conv.name))
+            state.replaceFoldedConv(FoldedConv(kind: FoldAffineIntoNextConv.kind, bn: bn.name, conv: conv.name,
+                                               weightKey: weightKey, weight: w, weightRule: "W[o, i] * scale[i]",
+                                               biasKey: biasKey, bias: b, biasRule: "b[o] + sum_i W[o, i] * shift[i]",
+                                               createdBiasRule: "sum_i W[o, i] * shift[i]"))
             folded.append(.object(["from": json(bn.name), "into": json(conv.name), "bias_created": .bool(oldBias == nil)]))
         }
         return .object(["folded": json(folded.count), "folds": .array(folded), "kept_as_affine": .array(kept)])

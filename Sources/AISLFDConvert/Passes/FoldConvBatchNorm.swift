@@ -49,22 +49,10 @@ struct FoldConvBatchNorm: ConversionPass {
             for o in 0..<outChannels { newBias[o] = Double(oldBias?[o] ?? 0) * affine.scale[o] + affine.shift[o] }
             let bias = try roundToFloat(newBias, key: biasKey)
 
-            if let w = state.index(of: weightKey) {
-                state.tensors[w].values = weight
-                state.tensors[w].history.append("folded \(bn.name) (\(FoldConvBatchNorm.kind)): W[o] * scale[o]")
-            }
-            if let b = state.index(of: biasKey) {
-                state.tensors[b].values = bias
-                state.tensors[b].history.append("folded \(bn.name) (\(FoldConvBatchNorm.kind)): b[o] * scale[o] + shift[o]")
-            } else {
-                state.insert(WorkingTensor(key: biasKey, role: TensorRole.convBias.rawValue, shape: [outChannels], values: bias,
-                                           history: ["created by folding \(bn.name) (\(FoldConvBatchNorm.kind)): shift[o], the conv had no bias"]),
-                             after: weightKey)
-            }
-            state.remove(bn.name + ".scale")
-            state.remove(bn.name + ".shift")
-            state.affines[bn.name] = nil
-            state.folds.append(AISWMetadata.Fold(kind: FoldConvBatchNorm.kind, from: bn.name, into: conv.name))
+            state.replaceFoldedConv(FoldedConv(kind: FoldConvBatchNorm.kind, bn: bn.name, conv: conv.name,
+                                               weightKey: weightKey, weight: weight, weightRule: "W[o] * scale[o]",
+                                               biasKey: biasKey, bias: bias, biasRule: "b[o] * scale[o] + shift[o]",
+                                               createdBiasRule: "shift[o]"))
             folded.append(.object(["from": json(bn.name), "into": json(conv.name), "bias_created": .bool(oldBias == nil)]))
         }
         return .object(["folded": json(folded.count), "folds": .array(folded), "not_folded": .array(kept)])
@@ -90,6 +78,38 @@ struct FoldConvBatchNorm: ConversionPass {
 struct Reason: Error {
     let text: String
     init(_ text: String) { self.text = text }
+}
+
+/// A conv's weight and bias after a BatchNorm was folded into it, and the rules that made them.
+struct FoldedConv {
+    var kind: String, bn: String, conv: String
+    var weightKey: String, weight: [Float], weightRule: String
+    var biasKey: String, bias: [Float], biasRule: String
+    /// The rule, when the conv had no bias and the fold creates one.
+    var createdBiasRule: String
+}
+
+extension ConversionState {
+    /// Stores a fold's weight and bias (creating the bias when the conv had none), drops the
+    /// BatchNorm's affine and records the fold: the same bookkeeping for either direction.
+    mutating func replaceFoldedConv(_ f: FoldedConv) {
+        if let at = index(of: f.weightKey) {
+            tensors[at].values = f.weight
+            tensors[at].history.append("folded \(f.bn) (\(f.kind)): \(f.weightRule)")
+        }
+        if let at = index(of: f.biasKey) {
+            tensors[at].values = f.bias
+            tensors[at].history.append("folded \(f.bn) (\(f.kind)): \(f.biasRule)")
+        } else {
+            insert(WorkingTensor(key: f.biasKey, role: TensorRole.convBias.rawValue, shape: [f.bias.count], values: f.bias,
+                                 history: ["created by folding \(f.bn) (\(f.kind)): \(f.createdBiasRule), the conv had no bias"]),
+                   after: f.weightKey)
+        }
+        remove(f.bn + ".scale")
+        remove(f.bn + ".shift")
+        affines[f.bn] = nil
+        folds.append(AISWMetadata.Fold(kind: f.kind, from: f.bn, into: f.conv))
+    }
 }
 
 /// The key of a conv layer's weight, from its role.
