@@ -26,29 +26,19 @@ struct CPUKernels: Kernels {
         guard height > 0, width > 0, x.height > 0, x.width > 0, x.channels > 0 else {
             return FeatureMap.zeros(channels: x.channels, height: max(0, height), width: max(0, width))
         }
-        var out = FeatureMap.uninitialized(channels: x.channels, height: height, width: width)
         let ys = BilinearTaps(input: x.height, output: height)
         let xs = BilinearTaps(input: x.width, output: width)
-        x.values.withUnsafeBufferPointer { input in
-            out.values.withUnsafeMutableBufferPointer { output in
-                let src = input.baseAddress!, dst = output.baseAddress!
-                RuntimeThreads.forEachChunk(x.channels) { channels in
-                    for c in channels {
-                        let plane = src + c * x.planeSize, o = dst + c * height * width
-                        for oy in 0..<height {
-                            let r0 = plane + ys.index0[oy] * x.width, r1 = plane + ys.index1[oy] * x.width
-                            let wy0 = ys.weight0[oy], wy1 = ys.weight1[oy]
-                            for ox in 0..<width {
-                                let i0 = xs.index0[ox], i1 = xs.index1[ox]
-                                let wx0 = xs.weight0[ox], wx1 = xs.weight1[ox]
-                                o[oy * width + ox] = (r0[i0] * wx0 + r0[i1] * wx1) * wy0 + (r1[i0] * wx0 + r1[i1] * wx1) * wy1
-                            }
-                        }
-                    }
+        return mapPlanes(x, height: height, width: width) { plane, o in
+            for oy in 0..<height {
+                let r0 = plane + ys.index0[oy] * x.width, r1 = plane + ys.index1[oy] * x.width
+                let wy0 = ys.weight0[oy], wy1 = ys.weight1[oy]
+                for ox in 0..<width {
+                    let i0 = xs.index0[ox], i1 = xs.index1[ox]
+                    let wx0 = xs.weight0[ox], wx1 = xs.weight1[ox]
+                    o[oy * width + ox] = (r0[i0] * wx0 + r0[i1] * wx1) * wy0 + (r1[i0] * wx0 + r1[i1] * wx1) * wy1
                 }
             }
         }
-        return out
     }
 
     func add(_ a: inout FeatureMap, _ b: FeatureMap) {
@@ -132,20 +122,10 @@ struct BilinearTaps {
 enum AveragePool {
     static func pool2x2(_ x: FeatureMap) -> FeatureMap {
         let outH = x.height / 2, outW = x.width / 2, w = x.width
-        var out = FeatureMap.uninitialized(channels: x.channels, height: outH, width: outW)
-        guard outH > 0, outW > 0 else { return out }
-        x.values.withUnsafeBufferPointer { input in
-            out.values.withUnsafeMutableBufferPointer { output in
-                let src = input.baseAddress!, dst = output.baseAddress!
-                RuntimeThreads.forEachChunk(x.channels) { channels in
-                    for c in channels {
-                        let plane = src + c * x.planeSize, o = dst + c * outH * outW
-                        for oy in 0..<outH { poolRows(plane + 2 * oy * w, plane + (2 * oy + 1) * w, into: o + oy * outW, count: outW) }
-                    }
-                }
-            }
+        guard outH > 0, outW > 0 else { return FeatureMap.uninitialized(channels: x.channels, height: outH, width: outW) }
+        return mapPlanes(x, height: outH, width: outW) { plane, o in
+            for oy in 0..<outH { poolRows(plane + 2 * oy * w, plane + (2 * oy + 1) * w, into: o + oy * outW, count: outW) }
         }
-        return out
     }
 
     /// One output row from two input rows.
@@ -156,4 +136,20 @@ enum AveragePool {
             o[ox] = (r0[2 * ox] + r0[2 * ox + 1] + r1[2 * ox] + r1[2 * ox + 1]) / 4
         }
     }
+}
+
+/// A map of `height x width` planes, each computed from the input plane of the same channel
+/// by `body(input plane, output plane)`; channels are spread over the threads.
+func mapPlanes(_ x: FeatureMap, height: Int, width: Int,
+               _ body: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> FeatureMap {
+    var out = FeatureMap.uninitialized(channels: x.channels, height: height, width: width)
+    x.values.withUnsafeBufferPointer { input in
+        out.values.withUnsafeMutableBufferPointer { output in
+            let src = input.baseAddress!, dst = output.baseAddress!
+            RuntimeThreads.forEachChunk(x.channels) { channels in
+                for c in channels { body(src + c * x.planeSize, dst + c * height * width) }
+            }
+        }
+    }
+    return out
 }
