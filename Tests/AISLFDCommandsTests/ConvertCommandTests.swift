@@ -119,7 +119,7 @@ final class ConvertCommandTests: XCTestCase {
     /// Every hostile or broken reader fixture: a clear one-line error naming the file,
     /// exit status 1 or 2, never a crash, within a second.
     func testHostileFilesGetOneLineAndNeverCrash() throws {
-        var count = 0
+        var count = 0, slowest = (seconds: 0.0, path: "")
         for folderName in ["hdf5", "safetensors", "npz", "torch", "zip", "aisw"] {
             let dir = Fixtures.path(folderName)
             for name in try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
@@ -127,6 +127,7 @@ final class ConvertCommandTests: XCTestCase {
                 let path = "Tests/Fixtures/\(folderName)/\(name)"
                 let r = try Commands.run("aislfd-convert", [path, "--check"])
                 count += 1
+                if r.seconds > slowest.seconds { slowest = (r.seconds, path) }
                 XCTAssertFalse(r.crashed, path)
                 XCTAssertLessThan(r.seconds, Fixtures.hangLimit, path)
                 guard r.status != 0 else { continue }  // a fixture that happens to be a valid... none is, but do not assume
@@ -139,5 +140,6 @@ final class ConvertCommandTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(count, 60)
+        print("hostile files: \(count), slowest \(slowest.path) in \(slowest.seconds) s")
     }
 }
