@@ -93,7 +93,7 @@ public struct InspectCommand: ParsableCommand {
         for (key, value) in (r.metadata ?? [:]).sorted(by: { $0.key < $1.key }) { lines.append("metadata: \(key) = \(value)") }
         lines += r.notes.map { "note: " + $0 }
         let keyWidth = max(3, r.tensors.map(\.key.count).max() ?? 0)
-        let shapes = r.tensors.map { Output.shape($0.shape) }
+        let shapes = r.tensors.map { shapeText($0.shape) }
         let shapeWidth = max(5, shapes.map(\.count).max() ?? 0)
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
         func padLeft(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }

@@ -122,7 +122,7 @@ public struct ConversionReport: Codable, Equatable, Sendable {
         lines.append(pad("key", keyWidth) + "  storage  " + pad("shape", 16) + padLeft("bytes", 11) + padLeft("SQNR dB", 10) + padLeft("max abs err", 13)
                      + padLeft("rounding", 10) + padLeft("sensitivity", 13))
         for t in tensors {
-            var line = pad(t.key, keyWidth) + "  " + pad(t.storage, 7) + "  " + pad("[" + t.shape.map(String.init).joined(separator: ", ") + "]", 16)
+            var line = pad(t.key, keyWidth) + "  " + pad(t.storage, 7) + "  " + pad(shapeText(t.shape), 16)
                 + padLeft(grouped(t.bytes), 11) + padLeft(t.sqnr.description, 10) + padLeft(formatError(t.maxAbsError), 13)
                 + padLeft(t.rounding ?? "-", 10) + padLeft(t.sensitivity.map(formatError) ?? "-", 13)
             if let p = t.promotion { line += "  " + p }

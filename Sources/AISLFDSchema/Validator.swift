@@ -203,6 +203,3 @@ public enum Validator {
     }
 }
 
-func shapeText(_ shape: [Int]) -> String {
-    "[" + shape.map(String.init).joined(separator: ", ") + "]"
-}

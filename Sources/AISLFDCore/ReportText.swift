@@ -8,3 +8,8 @@ public func grouped(_ n: Int) -> String {
     }
     return (n < 0 ? "-" : "") + out
 }
+
+/// [64, 3, 3, 3] -> "[64, 3, 3, 3]", as reports and error messages print shapes.
+public func shapeText(_ shape: [Int]) -> String {
+    "[" + shape.map(String.init).joined(separator: ", ") + "]"
+}
