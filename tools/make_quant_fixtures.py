@@ -50,7 +50,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / 'tools'))
 import models  # noqa: E402
-from make_reference import load_weights  # noqa: E402
+from make_reference import build_model, load_weights  # noqa: E402
 
 OUT = ROOT / 'Tests' / 'Fixtures' / 'convert' / 'quant.json'
 MASK = (1 << 64) - 1
@@ -113,10 +113,7 @@ def dead_leaves(seed, height, width):
 
 
 def load_model(file_name):
-    weights = load_weights(ROOT / 'Weights' / file_name)
-    model = models.build(models.detect_arch(weights.keys()))
-    model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in weights.items()})
-    return model.eval()
+    return build_model(load_weights(ROOT / 'Weights' / file_name))
 
 
 def columns(module, x):
