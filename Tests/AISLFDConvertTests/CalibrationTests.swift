@@ -15,7 +15,8 @@ final class CalibrationTests: XCTestCase {
         (try? ConvertFixtures.json("quant.json")) ?? [:]
     }()
 
-    static let samples = ["lisrd.h5": "lisrd", "aislfd-a.pth": "aislfd-a", "aislfd-b.npz": "aislfd-b", "aislfd-c.safetensors": "aislfd-c"]
+    /// Sample file name -> architecture.
+    static let samples = Dictionary(uniqueKeysWithValues: Fixtures.sampleFiles.map { ($0.value, $0.key) })
 
     /// A committed sample and its schema.
     static func sample(_ file: String) throws -> (ArchitectureSchema, WeightsContents) {

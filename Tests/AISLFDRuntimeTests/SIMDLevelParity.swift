@@ -10,8 +10,6 @@ import XCTest
 /// portable path, AVX2 and AVX-512 must each stay within fp32 tolerance
 /// (AISLFDVerifyTests checks the default level with the verifier's rules).
 final class SIMDLevelParityTests: XCTestCase {
-    static let weightsFiles = ["lisrd": "lisrd.h5", "aislfd-a": "aislfd-a.pth", "aislfd-b": "aislfd-b.npz",
-                               "aislfd-c": "aislfd-c.safetensors"]
 
     static func readArrays(_ path: String) throws -> [String: NamedArray] {
         var arrays: [String: NamedArray] = [:]
@@ -20,7 +18,7 @@ final class SIMDLevelParityTests: XCTestCase {
     }
 
     static func readWeights(_ arch: String) throws -> ModelWeights {
-        let file = try XCTUnwrap(weightsFiles[arch])
+        let file = try XCTUnwrap(Fixtures.sampleFiles[arch])
         return ModelWeights(arch: arch, contents: try WeightsReader.read(path: Fixtures.repoPath("Weights/\(file)")))
     }
 

@@ -11,7 +11,7 @@ import XCTest
 /// Every architecture, converted every way, against the PyTorch references in
 /// Tests/Fixtures/reference/ (tools/make_fixtures.py), with the tolerances of its precision.
 final class ParityTests: XCTestCase {
-    static let samples = ["lisrd": "lisrd.h5", "aislfd-a": "aislfd-a.pth", "aislfd-b": "aislfd-b.npz", "aislfd-c": "aislfd-c.safetensors"]
+    static let samples = Fixtures.sampleFiles
     static let archs = ["lisrd", "aislfd-a", "aislfd-b", "aislfd-c"]
 
     var folder: URL!

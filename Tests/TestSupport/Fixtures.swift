@@ -9,6 +9,10 @@ public enum Fixtures {
     /// fixture, through the command and with the machine fully loaded, took 0.24 s.
     public static let hangLimit = 1.0
 
+    /// The committed sample checkpoint of each architecture, under Weights/ (one format each).
+    public static let sampleFiles = ["lisrd": "lisrd.h5", "aislfd-a": "aislfd-a.pth", "aislfd-b": "aislfd-b.npz",
+                                     "aislfd-c": "aislfd-c.safetensors"]
+
     public static let repoRoot: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent()  // TestSupport
         .deletingLastPathComponent()  // Tests
