@@ -22,3 +22,9 @@ public struct FileError: Error, CustomStringConvertible {
 
     public var description: String { "\(path): \(String(describing: problem))" }
 }
+
+/// Runs `body`; an error that is not already a `FileError` becomes a problem of `path`
+/// (a runtime refusal of an image's size, a keypoint outside the image, ...).
+public func blame<T>(_ path: String, _ body: () throws -> T) throws -> T {
+    do { return try body() } catch let e as FileError { throw e } catch { throw FileError(path: path, problem: error) }
+}

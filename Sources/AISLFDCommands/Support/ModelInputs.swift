@@ -24,8 +24,3 @@ extension NamedTensor {
         self.init(key: array.name, shape: array.shape, floats: array.values)
     }
 }
-
-/// Runs `body` and wraps a runtime error (bad image size, bad keypoint) as a problem of `path`.
-func blame<T>(_ path: String, _ body: () throws -> T) throws -> T {
-    do { return try body() } catch let e as FileError { throw e } catch { throw FileError(path: path, problem: error) }
-}

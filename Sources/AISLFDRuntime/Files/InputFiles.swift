@@ -8,7 +8,7 @@ public enum InputFileProblem: Error, CustomStringConvertible, Equatable, Sendabl
     public var description: String {
         switch self {
         case .wrongShape(let what, let expected, let found):
-            return "\(what) must be \(expected), found [\(found.map(String.init).joined(separator: ", "))]"
+            return "\(what) must be \(expected), found \(shapeText(found))"
         case .wrongDType(let what, let found): return "\(what) must be float32, found \(found.rawValue)"
         }
     }
@@ -25,10 +25,10 @@ public enum InputFiles {
             guard dims.count == 3, dims[0] == 3 else {
                 throw FileError(path: path, problem: InputFileProblem.wrongShape(what: "an .npy image", expected: "[3, H, W] or [1, 3, H, W]", found: t.shape))
             }
-            return try wrap(path) { try Image(channels: 3, height: dims[1], width: dims[2], values: t.floats()) }
+            return try blame(path) { try Image(channels: 3, height: dims[1], width: dims[2], values: t.floats()) }
         }
         let decoded = try ImageReader.read(path: path)
-        return try wrap(path) { try Image(channels: 3, height: decoded.height, width: decoded.width, values: decoded.chw) }
+        return try blame(path) { try Image(channels: 3, height: decoded.height, width: decoded.width, values: decoded.chw) }
     }
 
     /// `.npy` float32 [N, 2] of pixel coordinates (x, y).
@@ -40,9 +40,5 @@ public enum InputFiles {
         }
         let v = t.floats()
         return (0..<t.shape[0]).map { Keypoint(x: v[2 * $0], y: v[2 * $0 + 1]) }
-    }
-
-    private static func wrap<T>(_ path: String, _ body: () throws -> T) throws -> T {
-        do { return try body() } catch let e as FileError { throw e } catch { throw FileError(path: path, problem: error) }
     }
 }
