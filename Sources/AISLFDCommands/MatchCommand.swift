@@ -44,14 +44,15 @@ public struct MatchCommand: ParsableCommand {
         threads.apply()
         let network = try ModelFile.load(path: model, architecture: architecture.id).makeModel()
         let points0 = try InputFiles.keypoints(path: keypoints0), points1 = try InputFiles.keypoints(path: keypoints1)
-        let d0 = try describe(network, image0, points0, keypoints0), d1 = try describe(network, image1, points1, keypoints1)
+        let input0 = try InputFiles.image(path: image0), input1 = try InputFiles.image(path: image1)
+        let d0 = try describe(network, input0, image0, points0, keypoints0), d1 = try describe(network, input1, image1, points1, keypoints1)
         let matches = try Matching.mutualNearestNeighbours(d0, d1, kind: distance)
 
         try NPZWriter.write([
             NamedTensor(key: "matches", shape: [matches.count, 2], int64: matches.flatMap { [Int64($0.index0), Int64($0.index1)] }),
             NamedTensor(key: "distance", shape: [matches.count], floats: matches.map(\.distance)),
         ], to: output)
-        if let draw { try drawPicture(matches, points0, points1, to: draw) }
+        if let draw { try drawPicture(matches, input0, input1, points0, points1, to: draw) }
 
         struct Summary: Encodable { var keypoints0: Int; var keypoints1: Int; var matches: Int; var distance: String; var output: String; var picture: String? }
         let summary = Summary(keypoints0: points0.count, keypoints1: points1.count, matches: matches.count,
@@ -64,14 +65,14 @@ public struct MatchCommand: ParsableCommand {
         }
     }
 
-    private func describe(_ network: Model, _ image: String, _ points: [Keypoint], _ keypointsPath: String) throws -> KeypointDescriptors {
-        let input = try InputFiles.image(path: image)
+    private func describe(_ network: Model, _ input: Image, _ image: String, _ points: [Keypoint], _ keypointsPath: String) throws -> KeypointDescriptors {
         let outputs = try blame(image) { try network.forward(image: input) }
         return try blame(keypointsPath) { try outputs.describe(points) }
     }
 
-    private func drawPicture(_ matches: [Match], _ points0: [Keypoint], _ points1: [Keypoint], to path: String) throws {
-        let left = try rgb(image0), right = try rgb(image1)
+    private func drawPicture(_ matches: [Match], _ image0: Image, _ image1: Image, _ points0: [Keypoint], _ points1: [Keypoint],
+                             to path: String) throws {
+        let left = rgb(image0), right = rgb(image1)
         var picture = MatchPicture(left: left, right: right, scale: MatchPicture.scale(forHeight: 480, left: left, right: right))
         for (i, m) in matches.enumerated() {
             let a = points0[m.index0], b = points1[m.index1]
@@ -81,18 +82,14 @@ public struct MatchCommand: ParsableCommand {
         try PNGWriter.write(rgb: canvas.pixels, height: canvas.height, width: canvas.width, to: path)
     }
 
-    /// 8-bit pixels of an image file; `.npy` images are scaled from [0, 1].
-    private func rgb(_ path: String) throws -> MatchPicture.RGBImage {
-        if try WeightsReader.recognisedKind(ofFileAt: path) == .npy {
-            let image = try InputFiles.image(path: path)
-            let plane = image.height * image.width
-            var pixels = [UInt8](repeating: 0, count: plane * 3)
-            for c in 0..<3 {
-                for p in 0..<plane { pixels[p * 3 + c] = UInt8((min(max(image.values[c * plane + p], 0), 1) * 255).rounded()) }
-            }
-            return MatchPicture.RGBImage(pixels: pixels, height: image.height, width: image.width)
+    /// 8-bit pixels of an input image: values in [0, 1] scaled to 255 (a PNG's or JPEG's own
+    /// bytes come back exactly, since they were read as byte / 255).
+    private func rgb(_ image: Image) -> MatchPicture.RGBImage {
+        let plane = image.height * image.width
+        var pixels = [UInt8](repeating: 0, count: plane * 3)
+        for c in 0..<3 {
+            for p in 0..<plane { pixels[p * 3 + c] = UInt8((min(max(image.values[c * plane + p], 0), 1) * 255).rounded()) }
         }
-        let decoded = try ImageReader.readRGB(path: path)
-        return MatchPicture.RGBImage(pixels: decoded.rgb, height: decoded.height, width: decoded.width)
+        return MatchPicture.RGBImage(pixels: pixels, height: image.height, width: image.width)
     }
 }
