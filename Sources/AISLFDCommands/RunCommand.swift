@@ -49,15 +49,16 @@ public struct RunCommand: ParsableCommand {
         let input = try InputFiles.image(path: image)
         let points = try keypoints.map { try InputFiles.keypoints(path: $0) }
 
-        var times: [Double] = []
-        var outputs: ModelOutputs?
-        for _ in 0..<repetitions {
+        func timedPass() throws -> (ModelOutputs, Double) {
             let start = DispatchTime.now().uptimeNanoseconds
             let result = try blame(image) { try network.forward(image: input, recordActivations: activations) }
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-            outputs = result
+            return (result, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
-        guard let outputs else { return }
+        // Earlier passes' outputs are dropped at once: a pass must not run while another
+        // holds the buffers it would reuse (it would copy them first).
+        var times = try (1..<repetitions).map { _ in try timedPass().1 }
+        let (outputs, seconds) = try timedPass()
+        times.append(seconds)
 
         var arrays = [NamedTensor(key: "image", shape: [1, 3, input.height, input.width], floats: input.values)]
         arrays += outputs.namedArrays.map(NamedTensor.init)
