@@ -1,7 +1,5 @@
 #include "internal.h"
 
-#include <math.h>
-
 int ckernels_simd_level(void) {
 #ifdef CKERNELS_X86
     // The compiler runtime's checks include the operating system's support for the registers (XGETBV).
@@ -18,7 +16,7 @@ int ckernels_panel_rows(int level) {
     if (level >= 2) return CKERNELS_AVX512_PANEL_ROWS;
 #endif
     (void)level;
-    return CKERNELS_PORTABLE_PANEL_ROWS;
+    return CKERNELS_AVX512_PANEL_ROWS;
 }
 
 size_t ckernels_packed_count(int level, int m, int k) {
@@ -41,45 +39,6 @@ void ckernels_pack(int level, const float *a, ptrdiff_t row_stride, ptrdiff_t co
     }
 }
 
-static float apply_epilogue(float v, const ckernels_epilogue *e, int i) {
-    if (e->scale) v *= e->scale[i];
-    if (e->bias) v += e->bias[i];
-    if (e->relu) v = v > 0 ? v : 0;
-    if (e->post_scale) v = v * e->post_scale[i] + e->post_shift[i];
-    return v;
-}
-
-/// Plain loops: the same results without wide registers (never the fast path).
-static void gemm_portable(int m, int rows, int n, int k, const float *packed, const float *b, ptrdiff_t b_grid_row,
-                          const ptrdiff_t *b_offsets, float *c, ptrdiff_t c_matrix_row, ptrdiff_t c_grid_row,
-                          const ckernels_epilogue *e) {
-    for (int i = 0; i < m; i++) {
-        const int rows_per_panel = CKERNELS_PORTABLE_PANEL_ROWS;
-        const float *panel = packed + (size_t)(i / rows_per_panel) * rows_per_panel * k + i % rows_per_panel;
-        for (int r = 0; r < rows; r++) {
-            for (int x = 0; x < n; x++) {
-                const float *bx = b + r * b_grid_row + x;
-                float sum = 0;
-                for (int j = 0; j < k; j++) sum += panel[j * rows_per_panel] * bx[b_offsets[j]];
-                c[i * c_matrix_row + r * c_grid_row + x] = apply_epilogue(sum, e, i);
-            }
-        }
-    }
-}
-
-static void exp_columns_portable(float *s, int rows, int n, ptrdiff_t row_stride, float *inverse_sums) {
-    for (int x = 0; x < n; x++) {
-        float m = -INFINITY, sum = 0;
-        for (int r = 0; r < rows; r++) m = fmaxf(m, s[r * row_stride + x]);
-        for (int r = 0; r < rows; r++) {
-            float v = expf(s[r * row_stride + x] - m);
-            s[r * row_stride + x] = v;
-            sum += v;
-        }
-        inverse_sums[x] = 1 / sum;
-    }
-}
-
 void ckernels_gemm(int level, int m, int rows, int n, int k, const float *packed, const float *b,
                    ptrdiff_t b_grid_row, const ptrdiff_t *b_offsets, float *c, ptrdiff_t c_matrix_row,
                    ptrdiff_t c_grid_row, const ckernels_epilogue *epilogue) {
@@ -88,7 +47,8 @@ void ckernels_gemm(int level, int m, int rows, int n, int k, const float *packed
     if (level >= 2) { ckernels_gemm_avx512(m, rows, n, k, packed, b, b_grid_row, b_offsets, c, c_matrix_row, c_grid_row, epilogue); return; }
     if (level == 1) { ckernels_gemm_avx2(m, rows, n, k, packed, b, b_grid_row, b_offsets, c, c_matrix_row, c_grid_row, epilogue); return; }
 #endif
-    gemm_portable(m, rows, n, k, packed, b, b_grid_row, b_offsets, c, c_matrix_row, c_grid_row, epilogue);
+    (void)level; (void)k; (void)packed; (void)b; (void)b_grid_row; (void)b_offsets; (void)c; (void)c_matrix_row;
+    (void)c_grid_row; (void)epilogue;
 }
 
 void ckernels_exp_columns(int level, float *s, int rows, int n, ptrdiff_t row_stride, float *inverse_sums) {
@@ -97,5 +57,5 @@ void ckernels_exp_columns(int level, float *s, int rows, int n, ptrdiff_t row_st
     if (level >= 2) { ckernels_exp_columns_avx512(s, rows, n, row_stride, inverse_sums); return; }
     if (level == 1) { ckernels_exp_columns_avx2(s, rows, n, row_stride, inverse_sums); return; }
 #endif
-    exp_columns_portable(s, rows, n, row_stride, inverse_sums);
+    (void)level; (void)s; (void)row_stride; (void)inverse_sums;
 }

@@ -16,10 +16,9 @@ void ckernels_exp_columns_avx2(float *s, int rows, int n, ptrdiff_t row_stride, 
 #endif
 
 /// Rows per packed panel: 8 for AVX-512 (8 x 32 results in 16 of 32
-/// registers), 6 for AVX2 (6 x 16 in 12 of 16), 8 for the portable loops.
+/// registers), 6 for AVX2 (6 x 16 in 12 of 16).
 #define CKERNELS_AVX512_PANEL_ROWS 8
 #define CKERNELS_AVX2_PANEL_ROWS 6
-#define CKERNELS_PORTABLE_PANEL_ROWS 8
 
 /// Panels swept together over the positions: their packed rows (16 x 8 x k
 /// floats) stay in L2 while each block of positions is reused from L1.

@@ -11,8 +11,7 @@
 /// What this CPU supports: 0 neither (or not x86-64), 1 AVX2 with FMA, 2 AVX-512F.
 int ckernels_simd_level(void);
 
-/// Rows per panel of a matrix packed for `level` (8 for AVX-512 and the
-/// portable loops, 6 for AVX2).
+/// Rows per panel of a matrix packed for `level` (8 for AVX-512, 6 for AVX2).
 int ckernels_panel_rows(int level);
 
 /// Floats taken by an m x k matrix once packed for `level`.
@@ -44,14 +43,15 @@ typedef struct {
 /// level, m x k). A 3x3
 /// convolution reads its (padded) input through 9 * Cin offsets, a 1x1
 /// convolution through Cin offsets one plane apart; no im2col matrix exists.
-/// `level` is at most ckernels_simd_level(); 0 runs plain loops.
+/// `level` is 1 or 2 and at most ckernels_simd_level(); at level 0 nothing runs (the
+/// runtime's portable path uses OpenBLAS instead).
 void ckernels_gemm(int level, int m, int rows, int n, int k, const float *packed, const float *b,
                    ptrdiff_t b_grid_row, const ptrdiff_t *b_offsets, float *c, ptrdiff_t c_matrix_row,
                    ptrdiff_t c_grid_row, const ckernels_epilogue *epilogue);
 
 /// Softmax down the columns of S (rows x n, `row_stride` floats apart), all
 /// but the division: s = exp(s - max of its column); inverse_sums[x] = 1 /
-/// (sum of column x).
+/// (sum of column x). `level` as for ckernels_gemm.
 void ckernels_exp_columns(int level, float *s, int rows, int n, ptrdiff_t row_stride, float *inverse_sums);
 
 #endif
