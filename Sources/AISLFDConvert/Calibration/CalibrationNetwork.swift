@@ -7,6 +7,8 @@ struct CalibrationNetwork {
     let schema: ArchitectureSchema
     let tensors: [String: WeightTensor]
     let foldedLayers: Set<String>
+    /// The runtime's model of the fp32 values, built once (building packs every weight).
+    let reference: Model
 
     /// Nil and why, when the runtime cannot run this schema (fixture schemas it does not know)
     /// or refuses the weights.
@@ -16,20 +18,24 @@ struct CalibrationNetwork {
         }
         var tensors: [String: WeightTensor] = [:]
         for t in state.tensors { tensors[t.key] = WeightTensor(shape: t.shape, values: t.values) }
-        let network = CalibrationNetwork(schema: state.schema, tensors: tensors, foldedLayers: Set(state.folds.map(\.from)))
+        let foldedLayers = Set(state.folds.map(\.from))
         do {
-            _ = try network.model()
+            let reference = try makeModel(state.schema, tensors, foldedLayers)
+            return .success(CalibrationNetwork(schema: state.schema, tensors: tensors, foldedLayers: foldedLayers, reference: reference))
         } catch {
             return .failure(Reason("the runtime refuses the weights: \(error)"))
         }
-        return .success(network)
     }
 
-    /// The runtime's model, with `replaced` tensors' values swapped in.
-    func model(replacing replaced: [String: [Float]] = [:]) throws -> Model {
+    private static func makeModel(_ schema: ArchitectureSchema, _ tensors: [String: WeightTensor], _ foldedLayers: Set<String>) throws -> Model {
+        try Model(weights: ModelWeights(arch: schema.id, tensors: tensors, foldedLayers: foldedLayers))
+    }
+
+    /// The runtime's model with `replaced` tensors' values swapped in.
+    func model(replacing replaced: [String: [Float]]) throws -> Model {
         var weights = tensors
         for (key, values) in replaced { weights[key]?.values = values }
-        return try Model(weights: ModelWeights(arch: schema.id, tensors: weights, foldedLayers: foldedLayers))
+        return try Self.makeModel(schema, weights, foldedLayers)
     }
 
     static func image(_ values: [Float], height: Int, width: Int) throws -> Image {

@@ -29,7 +29,7 @@ struct CollectInputMoments: ConversionPass {
             return .object(["ran": .bool(false), "reason": json(reason.text + "; int8 weights are rounded to nearest")])
         case .success(let n): network = n
         }
-        let model = try network.model()
+        let model = network.reference
 
         // One accumulator per distinct input.
         var signatures: [String] = []

@@ -72,11 +72,9 @@ struct MixedPrecision: ConversionPass {
                                             cost: StoredForm.fileBytes(promoted, count: t.values.count, rows: t.shape.first ?? 1) - t.fileBytes,
                                             promoted: promoted, error: fp16.error))
             case .fp16:
-                var exact = StorageError()
-                exact.signal = t.values.reduce(0) { $0 + Double($1) * Double($1) }
                 candidates.append(Candidate(index: i, key: t.key, sensitivity: 0,
                                             cost: StoredForm.fileBytes(.fp32, count: t.values.count, rows: t.shape.first ?? 1) - t.fileBytes,
-                                            promoted: .fp32, error: exact))
+                                            promoted: .fp32, error: StorageError()))
             case .fp32:
                 continue
             }
@@ -90,7 +88,7 @@ struct MixedPrecision: ConversionPass {
         }
         var referenceOutputs: [ModelOutputs] = []
         if !candidates.allSatisfy({ measured.values[$0.key] != nil }) {
-            let reference = try network.model()
+            let reference = network.reference
             referenceOutputs = try images.map { try reference.forward(image: $0) }
         }
         for c in candidates.indices {
