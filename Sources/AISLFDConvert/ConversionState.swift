@@ -47,19 +47,17 @@ extension WorkingTensor {
         switch stored {
         case .fp32: return values
         case .fp16(let bits): return bits.map { Float(Float16(bitPattern: $0)) }
-        case .int8(let q, let scales):
-            let per = scales.isEmpty ? 0 : q.count / scales.count
-            return q.enumerated().map { j, v in per == 0 ? 0 : Float(v) * scales[j / per] }
+        case .int8(let q, let scales): return QuantizeInt8.dequantize(q, scales)
         }
     }
 
-    /// Bytes of its data region (and int8 scales region) in an .aisw file, each padded to 64.
+    /// Bytes of its data region (and int8 scales region) in an .aisw file, each padded to the format's alignment.
     var fileBytes: Int { StoredForm.fileBytes(stored, count: values.count, rows: shape.first ?? 1) }
 }
 
 extension StoredForm {
     static func fileBytes(_ form: StoredForm, count: Int, rows: Int) -> Int {
-        func aligned(_ n: Int) -> Int { (n + 63) / 64 * 64 }
+        func aligned(_ n: Int) -> Int { (n + AISWFormat.alignment - 1) / AISWFormat.alignment * AISWFormat.alignment }
         switch form {
         case .fp32: return aligned(4 * count)
         case .fp16: return aligned(2 * count)

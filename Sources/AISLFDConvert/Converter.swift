@@ -195,17 +195,15 @@ public enum Converter {
         var overflow = 0, flushed = 0, payload = 0, values = 0
         for t in state.tensors {
             var e = t.error
-            let storage: String, bytes: Int
+            let storage = t.stored.storageName, bytes: Int
             switch t.stored {
             case .fp32:
-                storage = "fp32"
                 bytes = t.values.count * 4
+                // Exact: the signal an SQNR of inf is reported against.
                 e.signal = t.values.reduce(0) { $0 + Double($1) * Double($1) }
             case .fp16:
-                storage = "fp16"
                 bytes = t.values.count * 2
             case .int8(_, let scales):
-                storage = "int8"
                 bytes = t.values.count + scales.count * 4
             }
             if storage != "fp32" {
