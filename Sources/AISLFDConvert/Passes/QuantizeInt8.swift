@@ -25,41 +25,42 @@ struct QuantizeInt8: ConversionPass {
         let indices = state.tensors.indices.filter {
             Quantization.roles.contains(state.tensors[$0].role) && Quantization.keepPattern(for: state.tensors[$0].key, state.options.keep) == nil
         }
-        var solved = [GPTQ.Result?](repeating: nil, count: state.tensors.count)
+        // Each task builds its layer's moment matrix once and uses it for the rounding and for
+        // the two output-noise figures the history gives.
+        struct Solved { var result: GPTQ.Result, count: Int, noise: Double, nearestNoise: Double }
+        var solved = [Solved?](repeating: nil, count: indices.count)
         let snapshot = state.tensors, moments = state.moments
         solved.withUnsafeMutableBufferPointer { out in
             let results = out.baseAddress!
             DispatchQueue.concurrentPerform(iterations: indices.count) { n in
                 let t = snapshot[indices[n]]
                 guard let m = moments[t.key] else { return }
-                let rows = t.shape.first ?? 1
-                results[indices[n]] = GPTQ.quantize(weight: t.values, rows: rows, columns: t.values.count / max(rows, 1),
-                                                    moments: m.matrix, damping: damping)
+                let rows = t.shape.first ?? 1, columns = t.values.count / max(rows, 1), matrix = m.matrix
+                guard let g = GPTQ.quantize(weight: t.values, rows: rows, columns: columns, moments: matrix, damping: damping) else { return }
+                let nearest = QuantizeInt8.roundToNearest(t.values, channels: rows)
+                func noise(_ q: [Int8], _ scales: [Float]) -> Double {
+                    GPTQ.outputNoiseRatio(weight: t.values, stored: QuantizeInt8.dequantize(q, scales), rows: rows, columns: columns, moments: matrix)
+                }
+                results[n] = Solved(result: g, count: m.count, noise: noise(g.values, g.scales), nearestNoise: noise(nearest.values, nearest.scales))
             }
         }
+        var solvedByKey: [String: Solved] = [:]
+        for (n, s) in solved.enumerated() { if let s { solvedByKey[snapshot[indices[n]].key] = s } }
 
         var zeroChannels = 0, byGPTQ = 0, byNearest = 0
         var record = try Quantization.run(&state, storage: "int8") { t in
             let channels = t.shape.first ?? 1
             let nearest = QuantizeInt8.roundToNearest(t.values, channels: channels)
-            let index = snapshot.firstIndex { $0.key == t.key }
             var q = nearest.values, scales = nearest.scales
             var note: String
-            if let i = index, let g = solved[i] {
-                q = g.values
-                scales = g.scales
+            if let s = solvedByKey[t.key] {
+                q = s.result.values
+                scales = s.result.scales
                 t.rounding = "gptq"
                 byGPTQ += 1
                 note = "int8 per output channel (scale = max|w|/127), GPTQ rounding"
-                if let m = moments[t.key] {
-                    let matrix = m.matrix, rows = channels, cols = t.values.count / max(channels, 1)
-                    let stored = QuantizeInt8.dequantize(q, scales)
-                    let gptqNoise = GPTQ.outputNoiseRatio(weight: t.values, stored: stored, rows: rows, columns: cols, moments: matrix)
-                    let nearestNoise = GPTQ.outputNoiseRatio(weight: t.values, stored: QuantizeInt8.dequantize(nearest.values, nearest.scales),
-                                                             rows: rows, columns: cols, moments: matrix)
-                    note += " on \(m.count) calibration input vectors (damping \(g.damping)): output SQNR \(formatDecibels(-10 * gptqNoise.log10)) dB"
-                        + " (rounding to nearest: \(formatDecibels(-10 * nearestNoise.log10)) dB)"
-                }
+                note += " on \(s.count) calibration input vectors (damping \(s.result.damping)): output SQNR \(formatDecibels(-10 * s.noise.log10)) dB"
+                    + " (rounding to nearest: \(formatDecibels(-10 * s.nearestNoise.log10)) dB)"
             } else {
                 t.rounding = "nearest"
                 byNearest += 1
