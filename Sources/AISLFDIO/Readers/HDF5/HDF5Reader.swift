@@ -26,6 +26,12 @@ public enum HDF5Reader {
     public static let maxExpansion = 1100
     /// Absolute cap for one chunked dataset, compressed or not.
     public static let maxChunkedBytes = 1 << 32
+
+    /// The most bytes a chunked dataset of a file of `fileSize` bytes may hold.
+    static func chunkedLimit(fileSize: Int) -> Int {
+        let (product, overflow) = fileSize.multipliedReportingOverflow(by: maxExpansion)
+        return overflow ? maxChunkedBytes : min(product, maxChunkedBytes)
+    }
     static let maxDepth = 64
     static let maxLinks = 1_000_000
     static let maxNameLength = 1 << 16
@@ -246,8 +252,7 @@ public enum HDF5Reader {
                 throw HDF5Error.corrupt(tensor: key, reason: "\(stored) bytes stored for a shape of \(byteCount) bytes")
             }
         case .chunked, .other:
-            let (product, overflow) = fileSize.multipliedReportingOverflow(by: maxExpansion)
-            let limit = overflow ? maxChunkedBytes : min(product, maxChunkedBytes)
+            let limit = chunkedLimit(fileSize: fileSize)
             if byteCount > limit {
                 throw HDF5Error.tooLarge(tensor: key, reason: "claims \(byteCount) bytes of chunked data; the limit for a file of \(fileSize) bytes is \(limit)")
             }

@@ -130,8 +130,7 @@ public enum HDF5ResultStream {
     /// contiguous dataset fits in the file, a chunked one in `maxExpansion` times
     /// it and `maxChunkedBytes`.
     public static func maxTensorBytes(fileSize: Int) -> Int {
-        let (product, overflow) = fileSize.multipliedReportingOverflow(by: HDF5Reader.maxExpansion)
-        return max(fileSize, overflow ? HDF5Reader.maxChunkedBytes : min(product, HDF5Reader.maxChunkedBytes))
+        max(fileSize, HDF5Reader.chunkedLimit(fileSize: fileSize))
     }
 
     /// The longest string the reader returns: keys are at most 64 names of 64 KiB,
