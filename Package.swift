@@ -1,18 +1,21 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Dependencies point one way: C libraries -> Core -> IO / Schema -> Runtime -> Convert
-// -> Verify -> Commands -> executables. Only the command layer imports ArgumentParser.
+// Dependencies point one way:
+//   C libraries -> Core -> Format / Readers / Images / Schema -> Runtime -> Inputs
+//   -> Convert / Verify -> Commands -> executables.
+// The AISLFDRuntime product is Core, Format, Runtime, CKernels and OpenBLAS only: an app
+// that embeds it links no libhdf5, libpng, libjpeg or zlib. Only Commands imports ArgumentParser.
 let package = Package(
     name: "aislfd",
     platforms: [.macOS(.v13)],
     products: [
+        .library(name: "AISLFDRuntime", targets: ["AISLFDRuntime"]),
         .executable(name: "aislfd-convert", targets: ["aislfd-convert"]),
         .executable(name: "aislfd-inspect", targets: ["aislfd-inspect"]),
         .executable(name: "aislfd-run", targets: ["aislfd-run"]),
         .executable(name: "aislfd-match", targets: ["aislfd-match"]),
         .executable(name: "aislfd-verify", targets: ["aislfd-verify"]),
-        .library(name: "AISLFDRuntime", targets: ["AISLFDRuntime"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -29,15 +32,25 @@ let package = Package(
         // AVX2 / AVX-512 kernels chosen at run time: Swift cannot target an instruction set per function.
         .target(name: "CKernels"),
 
-        .target(name: "AISLFDCore", dependencies: ["CZlib"]),
-        .target(name: "AISLFDIO", dependencies: ["AISLFDCore", "CHDF5", "CZlib", "CPNG", "CJPEG", "CImageShims"]),
+        // Tensors, checksums, JSON, errors, the file system: what every other target shares.
+        .target(name: "AISLFDCore"),
+        // The .aisw format: reader (mapped), writer, metadata.
+        .target(name: "AISLFDFormat", dependencies: ["AISLFDCore"]),
+        // Source weights: HDF5, NPZ / NPY, PyTorch zip + pickle, safetensors.
+        .target(name: "AISLFDReaders", dependencies: ["AISLFDCore", "CHDF5", "CZlib"]),
+        // PNG and JPEG decoding and PNG writing.
+        .target(name: "AISLFDImages", dependencies: ["AISLFDCore", "CPNG", "CJPEG", "CImageShims"]),
         .target(name: "AISLFDSchema", dependencies: ["AISLFDCore"]),
-        .target(name: "AISLFDConvert", dependencies: ["AISLFDCore", "AISLFDIO", "AISLFDSchema", "AISLFDRuntime", "COpenBLAS"]),
-        .target(name: "AISLFDRuntime", dependencies: ["AISLFDCore", "AISLFDIO", "AISLFDSchema", "COpenBLAS", "CKernels"],
-                swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
-        .target(name: "AISLFDVerify", dependencies: ["AISLFDCore", "AISLFDIO", "AISLFDRuntime"]),
+        // The networks, their kernels and matching; loads .aisw files.
+        .target(name: "AISLFDRuntime", dependencies: ["AISLFDCore", "AISLFDFormat", "CKernels", "COpenBLAS"]),
+        // Any model file (.aisw or validated source weights), images and keypoint files as the commands take them.
+        .target(name: "AISLFDInputs", dependencies: ["AISLFDCore", "AISLFDFormat", "AISLFDReaders", "AISLFDImages",
+                                                     "AISLFDSchema", "AISLFDRuntime"]),
+        .target(name: "AISLFDConvert", dependencies: ["AISLFDCore", "AISLFDFormat", "AISLFDSchema", "AISLFDRuntime", "COpenBLAS"]),
+        .target(name: "AISLFDVerify", dependencies: ["AISLFDCore", "AISLFDReaders", "AISLFDRuntime", "AISLFDInputs"]),
         .target(name: "AISLFDCommands", dependencies: [
-            "AISLFDCore", "AISLFDIO", "AISLFDSchema", "AISLFDConvert", "AISLFDRuntime", "AISLFDVerify",
+            "AISLFDCore", "AISLFDFormat", "AISLFDReaders", "AISLFDImages", "AISLFDSchema", "AISLFDRuntime",
+            "AISLFDInputs", "AISLFDConvert", "AISLFDVerify",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -47,14 +60,19 @@ let package = Package(
         .executableTarget(name: "aislfd-match", dependencies: ["AISLFDCommands"]),
         .executableTarget(name: "aislfd-verify", dependencies: ["AISLFDCommands"]),
 
-        .target(name: "AISLFDTestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "AISLFDCoreTests", dependencies: ["AISLFDCore"]),
-        .testTarget(name: "AISLFDIOTests", dependencies: ["AISLFDIO", "AISLFDTestSupport"]),
-        .testTarget(name: "AISLFDSchemaTests", dependencies: ["AISLFDSchema", "AISLFDIO", "AISLFDTestSupport"]),
-        .testTarget(name: "AISLFDConvertTests", dependencies: ["AISLFDConvert", "AISLFDRuntime", "AISLFDTestSupport"]),
-        .testTarget(name: "AISLFDRuntimeTests", dependencies: ["AISLFDRuntime", "AISLFDCore", "AISLFDIO", "AISLFDTestSupport"]),
-        .testTarget(name: "AISLFDVerifyTests", dependencies: ["AISLFDVerify", "AISLFDConvert", "AISLFDIO", "AISLFDSchema", "AISLFDTestSupport"]),
-        .testTarget(name: "AISLFDCommandsTests", dependencies: ["AISLFDCommands", "AISLFDTestSupport"]),
+        .target(name: "AISLFDTestSupport", dependencies: ["AISLFDCore"], path: "Tests/TestSupport"),
+        .testTarget(name: "AISLFDCoreTests", dependencies: ["AISLFDCore", "AISLFDTestSupport"]),
+        .testTarget(name: "AISLFDFormatTests", dependencies: ["AISLFDFormat", "AISLFDTestSupport"]),
+        .testTarget(name: "AISLFDReadersTests", dependencies: ["AISLFDReaders", "AISLFDTestSupport"]),
+        .testTarget(name: "AISLFDImagesTests", dependencies: ["AISLFDImages", "AISLFDTestSupport"]),
+        .testTarget(name: "AISLFDSchemaTests", dependencies: ["AISLFDSchema", "AISLFDReaders", "AISLFDTestSupport"]),
+        .testTarget(name: "AISLFDConvertTests", dependencies: ["AISLFDConvert", "AISLFDFormat", "AISLFDReaders", "AISLFDRuntime",
+                                                               "AISLFDTestSupport"]),
+        .testTarget(name: "AISLFDRuntimeTests", dependencies: ["AISLFDRuntime", "AISLFDCore", "AISLFDFormat", "AISLFDReaders", "AISLFDTestSupport"]),
+        .testTarget(name: "AISLFDInputsTests", dependencies: ["AISLFDInputs", "AISLFDTestSupport"]),
+        .testTarget(name: "AISLFDVerifyTests", dependencies: ["AISLFDVerify", "AISLFDConvert", "AISLFDInputs", "AISLFDReaders",
+                                                              "AISLFDSchema", "AISLFDTestSupport"]),
+        .testTarget(name: "AISLFDCommandsTests", dependencies: ["AISLFDCommands", "AISLFDFormat", "AISLFDReaders", "AISLFDTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

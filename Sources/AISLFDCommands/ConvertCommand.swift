@@ -1,5 +1,5 @@
 import AISLFDCore
-import AISLFDIO
+import AISLFDReaders
 import AISLFDSchema
 import ArgumentParser
 
@@ -36,7 +36,7 @@ public struct ConvertCommand: ParsableCommand {
     }
 
     public func run() throws {
-        let contents = try WeightsReader.read(path: input)
+        let contents = try WeightsReader.read(path: input, hdf5Isolation: .thisProgram)
         let report: ValidationReport
         do {
             report = try Validator.check(contents, file: input, architecture: architecture.id)

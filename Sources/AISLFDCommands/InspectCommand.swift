@@ -1,5 +1,7 @@
 import AISLFDCore
-import AISLFDIO
+import AISLFDFormat
+import AISLFDInputs
+import AISLFDReaders
 import AISLFDSchema
 import ArgumentParser
 
@@ -45,7 +47,7 @@ public struct InspectCommand: ParsableCommand {
     }
 
     func inspect() throws -> Report {
-        let kind = try WeightsReader.kind(ofFileAt: file)
+        guard let kind = try FileKind.of(path: file) else { throw FileError(path: file, problem: WeightsReaderError.unrecognised) }
         let byteCount = try FileDigest.sha256(path: file).byteCount
         switch kind {
         case .aisw:
@@ -54,15 +56,15 @@ public struct InspectCommand: ParsableCommand {
                 Report.Tensor(key: $0.key, dtype: $0.storage.rawValue, shape: $0.shape,
                               bytes: $0.byteCount + $0.scalesByteCount, role: $0.role)
             }
-            return Report(file: file, kind: kind.rawValue, byteCount: byteCount, architecture: model.metadata.architecture,
+            return Report(file: file, kind: kind.name, byteCount: byteCount, architecture: model.metadata.architecture,
                           checksums: "verified", metadata: nil, aisw: model.metadata, notes: [], tensors: tensors)
-        case .npy:
+        case .source(.npy):
             let t = try NPYReader.read(path: file)
-            return Report(file: file, kind: kind.rawValue, byteCount: byteCount, architecture: nil, checksums: nil,
+            return Report(file: file, kind: kind.name, byteCount: byteCount, architecture: nil, checksums: nil,
                           metadata: nil, aisw: nil, notes: [],
                           tensors: [Report.Tensor(key: t.key, dtype: t.dtype.rawValue, shape: t.shape, bytes: t.byteCount)])
-        case .hdf5, .npz, .pytorch, .safetensors:
-            let contents = try WeightsReader.read(path: file)
+        case .source(let format):
+            let contents = try WeightsReader.read(path: file, format: format, hdf5Isolation: .thisProgram)
             let detection = try? ArchitectureDetector.detect(keys: contents.tensors.map(\.key))
             let schema = detection?.architecture.flatMap { try? SchemaLibrary.load(id: $0) }
             let tensors = contents.tensors.map {
@@ -73,7 +75,7 @@ public struct InspectCommand: ParsableCommand {
             if let detection, detection.architecture == nil || detection.lowOverlap || !detection.tied.isEmpty {
                 notes.append("architecture: " + detection.summary)
             }
-            return Report(file: file, kind: kind.rawValue, byteCount: byteCount, architecture: detection?.architecture,
+            return Report(file: file, kind: kind.name, byteCount: byteCount, architecture: detection?.architecture,
                           checksums: nil, metadata: contents.metadata, aisw: nil, notes: notes, tensors: tensors)
         }
     }

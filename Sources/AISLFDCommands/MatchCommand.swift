@@ -1,5 +1,7 @@
 import AISLFDCore
-import AISLFDIO
+import AISLFDImages
+import AISLFDInputs
+import AISLFDReaders
 import AISLFDRuntime
 import ArgumentParser
 
@@ -41,12 +43,12 @@ public struct MatchCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        threads.apply()
-        let network = try ModelFile.load(path: model, architecture: architecture.id).makeModel()
+        let network = try ModelFile.load(path: model, architecture: architecture.id, hdf5Isolation: .thisProgram)
+            .makeModel(threads.configuration)
         let points0 = try InputFiles.keypoints(path: keypoints0), points1 = try InputFiles.keypoints(path: keypoints1)
         let input0 = try InputFiles.image(path: image0), input1 = try InputFiles.image(path: image1)
         let d0 = try describe(network, input0, image0, points0, keypoints0), d1 = try describe(network, input1, image1, points1, keypoints1)
-        let matches = try Matching.mutualNearestNeighbours(d0, d1, kind: distance)
+        let matches = try Matching.mutualNearestNeighbours(d0, d1, kind: distance, threads: network.configuration.threads)
 
         try NPZWriter.write([
             NamedTensor(key: "matches", shape: [matches.count, 2], int64: matches.flatMap { [Int64($0.index0), Int64($0.index1)] }),

@@ -1,5 +1,6 @@
 import AISLFDCore
-import AISLFDIO
+import AISLFDInputs
+import AISLFDReaders
 import AISLFDRuntime
 import ArgumentParser
 import Foundation
@@ -43,9 +44,8 @@ public struct RunCommand: ParsableCommand {
     }
 
     public func run() throws {
-        threads.apply()
-        let loaded = try ModelFile.load(path: model, architecture: architecture.id)
-        let network = try loaded.makeModel()
+        let loaded = try ModelFile.load(path: model, architecture: architecture.id, hdf5Isolation: .thisProgram)
+        let network = try loaded.makeModel(threads.configuration)
         let input = try InputFiles.image(path: image)
         let points = try keypoints.map { try InputFiles.keypoints(path: $0) }
 
@@ -70,13 +70,13 @@ public struct RunCommand: ParsableCommand {
         try NPZWriter.write(arrays, to: output)
 
         let desc = outputs.desc[0], meta = outputs.meta[0]
-        var line = "\(loaded.architecture) \(loaded.precision): \(input.height)x\(input.width) image -> desc 128x\(desc.height)x\(desc.width), meta \(meta.channels)x\(meta.height)x\(meta.width)"
+        var line = "\(loaded.architecture.rawValue) \(loaded.precision.rawValue): \(input.height)x\(input.width) image -> desc 128x\(desc.height)x\(desc.width), meta \(meta.channels)x\(meta.height)x\(meta.width)"
         if let points { line += ", \(points.count) keypoints" }
         Output.print(line)
         let sorted = times.sorted()
         let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
         Output.print(String(format: "forward: %d pass%@, min %.4f s, median %.4f s per pass (%d threads)",
-                            times.count, times.count == 1 ? "" : "es", sorted[0], median, RuntimeThreads.count))
+                            times.count, times.count == 1 ? "" : "es", sorted[0], median, network.configuration.threads))
         Output.print("wrote \(output)")
     }
 }

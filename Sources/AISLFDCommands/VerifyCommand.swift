@@ -1,4 +1,5 @@
 import AISLFDCore
+import AISLFDInputs
 import AISLFDRuntime
 import AISLFDVerify
 import ArgumentParser
@@ -30,7 +31,7 @@ public struct VerifyCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        let loaded = try ModelFile.load(path: model, architecture: architecture.id)
+        let loaded = try ModelFile.load(path: model, architecture: architecture.id, hdf5Isolation: .thisProgram)
         let report = try Verifier.verify(loaded, referencePath: reference, perLayer: perLayer)
         Output.print(format.json ? try Output.json(report) : report.humanReadable)
         if !report.pass { throw CommandFailure(.invalid) }

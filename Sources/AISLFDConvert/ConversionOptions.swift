@@ -1,5 +1,5 @@
 import AISLFDCore
-import AISLFDIO
+import AISLFDFormat
 
 /// What the weights are stored as. Biases, BatchNorm-derived vectors and NetVLAD centroids
 /// stay fp32 at every precision; fp16 and int8 apply to conv and linear weights.

@@ -1,6 +1,6 @@
 import Foundation
 import AISLFDCore
-import AISLFDIO
+import AISLFDFormat
 
 /// A signal-to-noise ratio in dB; infinity means exact. JSON: a number, or "inf".
 public struct Decibels: Codable, Equatable, Sendable, CustomStringConvertible {

@@ -1,5 +1,6 @@
+import AISLFDRuntime
 import AISLFDCore
-import AISLFDIO
+import AISLFDFormat
 import AISLFDSchema
 
 /// How a tensor will be stored, once a quantization pass has decided.
@@ -74,13 +75,6 @@ extension StoredForm {
     }
 }
 
-/// A BatchNorm as a per-channel affine, in Double: the folds use these exact values and
-/// round once, rather than reusing the rounded fp32 scale/shift.
-struct Affine {
-    var scale: [Double]
-    var shift: [Double]
-}
-
 /// Everything the passes share.
 struct ConversionState {
     let schema: ArchitectureSchema
@@ -90,7 +84,7 @@ struct ConversionState {
     /// Stored tensors in their final order.
     var tensors: [WorkingTensor] = []
     /// BatchNorm layers currently stored as `X.scale` / `X.shift`.
-    var affines: [String: Affine] = [:]
+    var affines: [String: BatchNormAffine] = [:]
     var folds: [AISWMetadata.Fold] = []
     /// Second moments of each int8-bound weight's input on the calibration images, by weight
     /// key (CollectInputMoments); weights reading the same input share one.

@@ -1,5 +1,5 @@
 import AISLFDCore
-import AISLFDIO
+import AISLFDFormat
 import AISLFDSchema
 
 /// The result of a conversion: the file, ready to write, and what it cost.
@@ -175,7 +175,7 @@ public enum Converter {
                 .object(["name": json(p.name), "block": json(p.block), "prefix": json(p.prefix), "per_variant": .bool(p.perVariant)])
             }),
         ]
-        let epsilons = Set(schema.layers.compactMap(\.eps))
+        let epsilons = schema.batchNormEpsilons
         if !epsilons.isEmpty { config["batchnorm_eps"] = .array(epsilons.sorted().map(JSONValue.double)) }
         if let vlad = schema.layers.first(where: { $0.op == .netvlad }) {
             config["netvlad"] = .object(["clusters": json(vlad.outChannels), "dim": json(vlad.inChannels), "grid": json(vlad.grid ?? 0)])

@@ -1,18 +1,47 @@
-import CZlib
-
-/// CRC-32 (ISO-HDLC, as zip and PNG use it), computed by zlib.
+/// CRC-32 (ISO-HDLC, as zip, PNG and zlib compute it), `seed` the CRC of the bytes before
+/// these. Slicing by eight: one table lookup per byte but eight bytes per step, ~2 GB/s, so
+/// checking a 25 MB .aisw costs about 10 ms without linking zlib into the runtime.
 public func crc32(_ bytes: UnsafeRawBufferPointer, seed: UInt32 = 0) -> UInt32 {
-    var crc = UInt(seed)
-    var base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
-    var left = bytes.count
-    // zlib takes a 32-bit length; feed it in chunks.
-    while left > 0, let p = base {
-        let n = min(left, 1 << 30)
-        crc = CZlib.crc32(crc, p, UInt32(n))
-        base = p + n
-        left -= n
+    guard let base = bytes.baseAddress, bytes.count > 0 else { return seed }
+    var crc = ~seed
+    var i = 0
+    let n = bytes.count
+    CRC32Tables.shared.withUnsafeBufferPointer { t in
+        while i + 8 <= n {
+            let low = UInt32(littleEndian: base.loadUnaligned(fromByteOffset: i, as: UInt32.self)) ^ crc
+            let high = UInt32(littleEndian: base.loadUnaligned(fromByteOffset: i + 4, as: UInt32.self))
+            let a: UInt32 = t[1792 + Int(low & 0xFF)] ^ t[1536 + Int((low >> 8) & 0xFF)]
+            let b: UInt32 = t[1280 + Int((low >> 16) & 0xFF)] ^ t[1024 + Int(low >> 24)]
+            let c: UInt32 = t[768 + Int(high & 0xFF)] ^ t[512 + Int((high >> 8) & 0xFF)]
+            let d: UInt32 = t[256 + Int((high >> 16) & 0xFF)] ^ t[Int(high >> 24)]
+            crc = (a ^ b) ^ (c ^ d)
+            i += 8
+        }
+        while i < n {
+            crc = t[Int((crc ^ UInt32(base.load(fromByteOffset: i, as: UInt8.self))) & 0xFF)] ^ (crc >> 8)
+            i += 1
+        }
     }
-    return UInt32(truncatingIfNeeded: crc)
+    return ~crc
+}
+
+/// Table k holds the CRC of a byte followed by k zero bytes (reflected polynomial 0xEDB88320).
+private enum CRC32Tables {
+    static let shared: [UInt32] = {
+        var t = [UInt32](repeating: 0, count: 8 * 256)
+        for b in 0..<256 {
+            var c = UInt32(b)
+            for _ in 0..<8 { c = (c & 1) != 0 ? UInt32(0xEDB8_8320) ^ (c >> 1) : c >> 1 }
+            t[b] = c
+        }
+        for k in 1..<8 {
+            for b in 0..<256 {
+                let previous: UInt32 = t[(k - 1) * 256 + b]
+                t[k * 256 + b] = t[Int(previous & 0xFF)] ^ (previous >> 8)
+            }
+        }
+        return t
+    }()
 }
 
 public func crc32(_ bytes: [UInt8]) -> UInt32 {

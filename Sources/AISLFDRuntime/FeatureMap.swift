@@ -55,6 +55,35 @@ public struct FeatureMap: Sendable, Equatable {
 /// An input image: a three-channel feature map, RGB, values in [0, 1].
 public typealias Image = FeatureMap
 
+extension FeatureMap {
+    /// An image from 8-bit RGB pixels as an app holds them: row-major, three bytes per
+    /// pixel (R, G, B), each value / 255 — what the networks were trained on. `bytesPerRow`
+    /// (at least 3 x width) allows padded rows; 4 bytes per pixel with `rgba` drops alpha.
+    public init(rgb pixels: [UInt8], height: Int, width: Int, bytesPerRow: Int? = nil, rgba: Bool = false) throws {
+        let step = rgba ? 4 : 3
+        let row = bytesPerRow ?? width &* step
+        let (span, wide) = width.multipliedReportingOverflow(by: step)
+        let (rows, tall) = row.multipliedReportingOverflow(by: max(0, height - 1))
+        let (needed, long) = rows.addingReportingOverflow(span)
+        guard height > 0, width > 0, !wide, !tall, !long, row >= span, pixels.count >= needed else {
+            throw RuntimeError.valueCountMismatch(name: "image pixels", shape: [height, width, step], count: pixels.count)
+        }
+        let plane = height * width
+        var values = [Float](repeating: 0, count: 3 * plane)
+        pixels.withUnsafeBufferPointer { src in
+            values.withUnsafeMutableBufferPointer { dst in
+                for y in 0..<height {
+                    for x in 0..<width {
+                        let p = y * row + x * step, o = y * width + x
+                        for c in 0..<3 { dst[c * plane + o] = Float(src[p + c]) / 255 }
+                    }
+                }
+            }
+        }
+        self.init(trustedChannels: 3, height: height, width: width, values: values)
+    }
+}
+
 /// One named tensor of plain float32 values, C-order.
 public struct WeightTensor: Sendable, Equatable {
     public var shape: [Int]

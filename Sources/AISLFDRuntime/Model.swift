@@ -1,3 +1,6 @@
+import AISLFDCore
+import Foundation
+
 /// The outputs of one forward pass.
 public struct ModelOutputs: Sendable {
     public let architecture: Architecture
@@ -10,6 +13,8 @@ public struct ModelOutputs: Sendable {
     /// Intermediate activations in the order they were produced (empty
     /// unless asked for).
     public let activations: [Activation]
+    /// Sampling at keypoints runs with the model's settings.
+    let kernels: CPUKernels
 }
 
 extension ModelOutputs {
@@ -26,37 +31,58 @@ extension ModelOutputs {
 }
 
 /// A network ready to run: weights checked and prepared once, at init.
-public final class Model {
+///
+/// ```swift
+/// import AISLFDRuntime
+///
+/// let model = try Model(contentsOf: URL(fileURLWithPath: "lisrd.aisw"))
+/// let image0 = try Image(rgb: pixels0, height: 480, width: 640)   // 8-bit RGB, row-major
+/// let image1 = try Image(rgb: pixels1, height: 480, width: 640)
+/// let d0 = try model.forward(image: image0).describe(keypoints0)   // [Keypoint] in pixels
+/// let d1 = try model.forward(image: image1).describe(keypoints1)
+/// let matches = try Matching.mutualNearestNeighbours(d0, d1)         // Eq. 1
+/// ```
+///
+/// A model is immutable once built and safe to share between threads: concurrent
+/// `forward` calls each get their own buffers (a layer reuses its previous output's
+/// memory only when no other pass holds it). Each pass uses `configuration.threads`
+/// threads of its own.
+public final class Model: @unchecked Sendable {
     /// NetVLAD needs a 3x3 grid of at least one cell each at 1/8 scale.
     public static let minimumImageSide = 24
-    /// Larger images are refused rather than allocated (the first VGG
-    /// layers alone need 2 x 64 floats per pixel).
-    public static let defaultMaximumPixels = 4096 * 4096
 
     public let architecture: Architecture
-    public let maximumPixels: Int
+    /// How the weights were stored (fp16 and int8 are widened to fp32 at load).
+    public let precision: Precision
+    public let configuration: RuntimeConfiguration
     /// Tensors of the weights that no layer used (e.g. `num_batches_tracked`
     /// is counted as used; a stray tensor from another model is not).
     public let unusedTensors: [String]
 
+    private let kernels: CPUKernels
     private let backbone: BackboneModule
     private let heads: HeadsModule
     private let metaModule: MetaModule
 
-    public convenience init(weights: ModelWeights) throws {
-        try self.init(weights: weights, maximumPixels: Model.defaultMaximumPixels)
+    /// Loads a converted `.aisw` file (any precision), verifying every checksum.
+    public convenience init(contentsOf url: URL, configuration: RuntimeConfiguration = RuntimeConfiguration()) throws {
+        let weights = try ModelWeights(contentsOf: url)
+        do { try self.init(weights: weights, configuration: configuration) } catch let e as FileError { throw e } catch {
+            throw FileError(path: url.path, problem: error, status: .invalid)
+        }
     }
 
-    public convenience init(weights: ModelWeights, maximumPixels: Int) throws {
-        try self.init(weights: weights, maximumPixels: maximumPixels, kernels: CPUKernels())
+    public convenience init(weights: ModelWeights, configuration: RuntimeConfiguration = RuntimeConfiguration()) throws {
+        try self.init(weights: weights, configuration: configuration, kernels: CPUKernels(configuration))
     }
 
-    init(weights: ModelWeights, maximumPixels: Int, kernels: Kernels) throws {
-        guard let arch = Architecture(rawValue: weights.arch) else { throw RuntimeError.unknownArchitecture(weights.arch) }
-        architecture = arch
-        self.maximumPixels = maximumPixels
+    init(weights: ModelWeights, configuration: RuntimeConfiguration, kernels: CPUKernels) throws {
+        architecture = weights.architecture
+        precision = weights.precision
+        self.configuration = configuration
+        self.kernels = kernels
         let loader = WeightLoader(weights)
-        switch arch.backbone {
+        switch architecture.backbone {
         case .vgg:
             backbone = try VGGBackbone(loader, kernels: kernels)
             heads = try LISRDHeads(loader, kernels: kernels, inChannels: VGGBackbone.outputChannels)
@@ -64,35 +90,28 @@ public final class Model {
             backbone = try MSFEBackbone(loader, kernels: kernels)
             heads = try MSFEHeads(loader, kernels: kernels, inChannels: MSFEBackbone.outputChannels)
         }
-        switch arch.meta {
+        switch architecture.meta {
         case .netVLAD: metaModule = try NetVLADMeta(loader, kernels: kernels)
         case .psa: metaModule = try PSAMeta(loader, kernels: kernels)
         }
         unusedTensors = loader.unusedTensors
     }
 
-    /// Size (h, w) of the descriptor maps for an input of `height x width`.
-    public func descriptorSize(height: Int, width: Int) -> (height: Int, width: Int) {
-        architecture.backbone == .vgg ? VGGBackbone.outputSize(height: height, width: width)
-                                      : MSFEBackbone.outputSize(height: height, width: width)
-    }
-
+    /// The descriptor and meta maps of `image`; with `recordActivations`, every
+    /// intermediate layer's output too (for layer-by-layer comparison).
     public func forward(image: Image, recordActivations: Bool = false) throws -> ModelOutputs {
         guard image.channels == 3 else { throw RuntimeError.imageNotRGB(channels: image.channels) }
         guard image.height >= Model.minimumImageSide, image.width >= Model.minimumImageSide else {
             throw RuntimeError.imageTooSmall(height: image.height, width: image.width, minimum: Model.minimumImageSide)
         }
-        guard image.height <= maximumPixels / image.width else {
-            throw RuntimeError.imageTooLarge(height: image.height, width: image.width, maximumPixels: maximumPixels)
-        }
-        guard image.values.count == 3 * image.height * image.width else {
-            throw RuntimeError.valueCountMismatch(name: "image", shape: image.shape, count: image.values.count)
+        guard image.height <= configuration.maximumPixels / image.width else {
+            throw RuntimeError.imageTooLarge(height: image.height, width: image.width, maximumPixels: configuration.maximumPixels)
         }
         let recorder = ActivationRecorder(enabled: recordActivations)
         let features = backbone.forward(image, recorder)
         let desc = heads.forward(features, recorder)
         let meta = Variant.allCases.map { metaModule.forward(desc[$0.index], variant: $0, recorder) }
         return ModelOutputs(architecture: architecture, imageHeight: image.height, imageWidth: image.width,
-                            desc: PerVariant(desc), meta: PerVariant(meta), activations: recorder.activations)
+                            desc: PerVariant(desc), meta: PerVariant(meta), activations: recorder.activations, kernels: kernels)
     }
 }

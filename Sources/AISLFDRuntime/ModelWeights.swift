@@ -1,27 +1,73 @@
 import AISLFDCore
+import AISLFDFormat
+import Foundation
+
+/// How a model's weights were stored. The runtime computes in fp32 whatever the storage.
+public enum Precision: String, Codable, CaseIterable, Sendable {
+    case fp32, fp16, int8
+}
 
 /// Everything a model needs, already as float32: the state_dict tensors by
 /// key (a source weights file or a dequantized `.aisw`) and the BatchNorm
 /// layers that a converter folded away into a neighbouring convolution.
 public struct ModelWeights: Sendable {
-    public var arch: String
+    public var architecture: Architecture
     public var tensors: [String: WeightTensor]
     /// Prefixes (e.g. `msfe.stem.bn`) of BatchNorm layers that have no tensors
     /// left because they were folded into a convolution.
     public var foldedLayers: Set<String>
+    /// How the values were stored before they became these floats.
+    public var precision: Precision
+    /// The eps of every BatchNorm still given by its statistics (the schema's; PyTorch's 1e-5).
+    public var batchNormEpsilon: Double
 
-    public init(arch: String, tensors: [String: WeightTensor], foldedLayers: Set<String> = []) {
-        self.arch = arch
+    public init(architecture: Architecture, tensors: [String: WeightTensor], foldedLayers: Set<String> = [],
+                precision: Precision = .fp32, batchNormEpsilon: Double = ModelWeights.pytorchBatchNormEpsilon) {
+        self.architecture = architecture
         self.tensors = tensors
         self.foldedLayers = foldedLayers
+        self.precision = precision
+        self.batchNormEpsilon = batchNormEpsilon
     }
+
+    public static let pytorchBatchNormEpsilon = 1e-5
 
     /// Every tensor of a reader's contents converted to float32 (integer
     /// tensors such as `num_batches_tracked` too; they are never used).
-    public init(arch: String, contents: WeightsContents, foldedLayers: Set<String> = []) {
+    public init(architecture: Architecture, contents: WeightsContents, batchNormEpsilon: Double = ModelWeights.pytorchBatchNormEpsilon) {
         var tensors: [String: WeightTensor] = [:]
         for t in contents.tensors { tensors[t.key] = WeightTensor(shape: t.shape, values: t.floats()) }
-        self.init(arch: arch, tensors: tensors, foldedLayers: foldedLayers)
+        let half = contents.tensors.contains { $0.dtype == .float16 || $0.dtype == .bfloat16 }
+        self.init(architecture: architecture, tensors: tensors, precision: half ? .fp16 : .fp32, batchNormEpsilon: batchNormEpsilon)
+    }
+
+    /// The weights of a converted `.aisw` file, every checksum verified, fp16 and int8
+    /// values widened to float32 as the format defines.
+    public init(contentsOf url: URL) throws {
+        let path = url.path
+        let file = try AISWFile.open(path: path, verifyData: true)
+        let meta = file.metadata
+        guard let architecture = Architecture(rawValue: meta.architecture) else {
+            throw FileError(path: path, problem: RuntimeError.unknownArchitecture(meta.architecture), status: .invalid)
+        }
+        guard let precision = Precision(rawValue: meta.options.precision) else {
+            throw FileError(path: path, problem: RuntimeError.unknownPrecision(meta.options.precision), status: .invalid)
+        }
+        var tensors: [String: WeightTensor] = [:]
+        for entry in file.tensors {
+            tensors[entry.key] = WeightTensor(shape: entry.shape, values: try file.floats(entry.key))
+        }
+        // A file holds the eps its schema gave; older files without it used PyTorch's.
+        var eps = ModelWeights.pytorchBatchNormEpsilon
+        if let values = meta.architectureConfig["batchnorm_eps"] {
+            let numbers = values.array?.compactMap(\.double) ?? []
+            guard numbers.count == 1, values.array?.count == 1, let only = numbers.first else {
+                throw FileError(path: path, problem: RuntimeError.invalidMetadata("architecture_config.batchnorm_eps must hold one number"), status: .invalid)
+            }
+            eps = only
+        }
+        self.init(architecture: architecture, tensors: tensors, foldedLayers: Set(meta.folds.map(\.from)),
+                  precision: precision, batchNormEpsilon: eps)
     }
 }
 
@@ -35,8 +81,6 @@ struct ChannelAffine {
 /// BatchNorm may come in, so every model runs one code path whatever the
 /// converter did.
 final class WeightLoader {
-    static let batchNormEpsilon: Float = 1e-5
-
     let weights: ModelWeights
     private(set) var used: Set<String> = []
 
@@ -93,19 +137,12 @@ final class WeightLoader {
         let beta = try tensor(statisticsNames[1], shape: [channels])
         let mean = try tensor(statisticsNames[2], shape: [channels])
         let variance = try tensor(statisticsNames[3], shape: [channels])
-        var scale = [Float](repeating: 0, count: channels)
-        var shift = [Float](repeating: 0, count: channels)
-        for c in 0..<channels {
-            guard variance[c] >= 0 else {
-                throw RuntimeError.invalidValue(tensor: statisticsNames[3], problem: "variance \(variance[c]) at channel \(c) is not >= 0")
-            }
-            // PyTorch computes (x - mean) / sqrt(var + eps) * weight + bias; as an
-            // affine that is x * s + (bias - mean * s) with s = weight / sqrt(var + eps).
-            let s = gamma[c] / (variance[c] + WeightLoader.batchNormEpsilon).squareRoot()
-            scale[c] = s
-            shift[c] = beta[c] - mean[c] * s
+        do {
+            let affine = try BatchNormAffine(weight: gamma, bias: beta, mean: mean, variance: variance, eps: weights.batchNormEpsilon)
+            return ChannelAffine(scale: affine.scale.map { Float($0) }, shift: affine.shift.map { Float($0) })
+        } catch let e as BatchNormAffine.NonPositiveVariance {
+            throw RuntimeError.invalidValue(tensor: statisticsNames[3], problem: "running_var + eps is \(e.value) at channel \(e.channel), must be > 0")
         }
-        return ChannelAffine(scale: scale, shift: shift)
     }
 
     /// Tensors the model never read, in name order.

@@ -16,6 +16,8 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     case imageTooLarge(height: Int, width: Int, maximumPixels: Int)
     case nonFiniteKeypoint(index: Int)
     case incompatibleDescriptors(String)
+    case unknownPrecision(String)
+    case invalidMetadata(String)
 
     public var description: String {
         switch self {
@@ -34,6 +36,8 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
         case .imageTooLarge(let h, let w, let m): return "image is \(h)x\(w); at most \(m) pixels are supported"
         case .nonFiniteKeypoint(let i): return "keypoint \(i) has a non-finite coordinate"
         case .incompatibleDescriptors(let s): return "descriptors cannot be compared: \(s)"
+        case .unknownPrecision(let p): return "unknown storage precision '\(p)' (expected fp32, fp16 or int8)"
+        case .invalidMetadata(let s): return "invalid metadata: \(s)"
         }
     }
 }

@@ -179,6 +179,8 @@ public struct ArchitectureSchema: Equatable, Sendable {
     public var requiredKeys: [String] { tensors.filter { !$0.optional }.map(\.key) }
     /// Values in all tensors, the spec's "values (all entries)".
     public var valueCount: Int { tensors.reduce(0) { $0 + $1.elementCount } }
+    /// The distinct eps values of the BatchNorm layers.
+    public var batchNormEpsilons: Set<Double> { Set(layers.compactMap(\.eps)) }
 
     public func tensor(_ key: String) -> TensorSpec? { tensorIndex[key].map { tensors[$0] } }
     public func layer(_ name: String) -> LayerSpec? { layerIndex[name].map { layers[$0] } }

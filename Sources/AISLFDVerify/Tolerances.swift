@@ -1,3 +1,5 @@
+import AISLFDRuntime
+
 /// The parity a converted model must keep, by the precision its weights were stored
 /// in. Measured with trained-like weights on all four architectures; never loosened.
 public struct Tolerances: Codable, Equatable, Sendable {
@@ -11,15 +13,15 @@ public struct Tolerances: Codable, Equatable, Sendable {
     /// Least share of keypoints whose nearest neighbour agrees (nil: reported only).
     public var nearestNeighbourAgreement: Double?
 
-    public static func forPrecision(_ precision: String) -> Tolerances {
+    public static func forPrecision(_ precision: Precision) -> Tolerances {
         switch precision {
-        case "fp16":
+        case .fp16:
             return Tolerances(mapRelativeError: nil, keypointDescriptorCosine: 0.99995, keypointMetaCosine: 0.99995,
                               nearestNeighbourAgreement: 0.99)
-        case "int8":
+        case .int8:
             return Tolerances(mapRelativeError: nil, keypointDescriptorCosine: 0.998, keypointMetaCosine: 0.999,
                               nearestNeighbourAgreement: 0.95)
-        default:
+        case .fp32:
             return Tolerances(mapRelativeError: 1e-4, keypointDescriptorCosine: 0.99999, keypointMetaCosine: 0.99999,
                               nearestNeighbourAgreement: nil)
         }

@@ -1,5 +1,6 @@
 import AISLFDCore
-import AISLFDIO
+import AISLFDInputs
+import AISLFDReaders
 import AISLFDRuntime
 
 public enum ReferenceProblem: Error, CustomStringConvertible, Equatable, Sendable {
@@ -83,7 +84,7 @@ public enum Verifier {
         if comparisons.isEmpty && missing.isEmpty { throw FileError(path: referencePath, problem: ReferenceProblem.nothingToCompare) }
 
         var report = VerificationReport(
-            model: model.path, reference: referencePath, architecture: model.architecture, precision: model.precision,
+            model: model.path, reference: referencePath, architecture: model.architecture.rawValue, precision: model.precision.rawValue,
             folded: model.folded, tolerances: tolerances, outputs: comparisons, missing: missing,
             layers: nil, layersNotComputed: nil, firstLayerOutOfTolerance: nil,
             pass: missing.isEmpty && comparisons.allSatisfy(\.pass))

@@ -13,19 +13,9 @@ struct CommandResult {
 }
 
 enum Commands {
-    /// The tools are built next to the test bundle.
-    static func executable(_ name: String) throws -> URL {
-        let here = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        for folder in [here, here.deletingLastPathComponent()] {
-            let url = folder.appendingPathComponent(name)
-            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
-        }
-        throw XCTSkip("\(name) is not built next to the tests (\(here.path)); run `swift build` first")
-    }
-
     static func run(_ tool: String, _ arguments: [String], in directory: URL = Fixtures.repoRoot) throws -> CommandResult {
         let process = Process()
-        process.executableURL = try executable(tool)
+        process.executableURL = try Fixtures.builtExecutable(tool)
         process.arguments = arguments
         process.currentDirectoryURL = directory
         let out = Pipe(), err = Pipe()

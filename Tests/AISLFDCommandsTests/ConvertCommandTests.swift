@@ -1,5 +1,5 @@
 import AISLFDCore
-import AISLFDIO
+import AISLFDReaders
 import AISLFDTestSupport
 import Foundation
 import XCTest

@@ -1,5 +1,6 @@
 import AISLFDCore
-import AISLFDIO
+import AISLFDImages
+import AISLFDReaders
 import AISLFDTestSupport
 import Foundation
 import XCTest

@@ -1,6 +1,6 @@
 import AISLFDConvert
 import AISLFDCore
-import AISLFDIO
+import AISLFDReaders
 import AISLFDRuntime
 import AISLFDSchema
 import AISLFDTestSupport

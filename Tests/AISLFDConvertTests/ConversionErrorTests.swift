@@ -1,6 +1,5 @@
 import AISLFDConvert
 import AISLFDCore
-import AISLFDIO
 import AISLFDSchema
 import XCTest
 

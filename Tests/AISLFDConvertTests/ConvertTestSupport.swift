@@ -1,6 +1,6 @@
 import AISLFDConvert
 import AISLFDCore
-import AISLFDIO
+import AISLFDFormat
 import AISLFDSchema
 import AISLFDTestSupport
 import Foundation

@@ -1,6 +1,6 @@
 import AISLFDConvert
 import AISLFDCore
-import AISLFDIO
+import AISLFDFormat
 import XCTest
 
 /// The folded layers, evaluated with a direct convolution, against PyTorch's output of the

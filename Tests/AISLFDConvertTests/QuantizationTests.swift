@@ -1,6 +1,6 @@
 import AISLFDConvert
 import AISLFDCore
-import AISLFDIO
+import AISLFDFormat
 import AISLFDSchema
 import AISLFDTestSupport
 import Foundation
@@ -119,12 +119,15 @@ final class QuantizationTests: XCTestCase {
         let f = try ConvertFixtures.json("int8.json")
         let conv = try XCTUnwrap(f["conv"] as? [String: Any])
         let values = try ConvertFixtures.floats(conv["values"])
-        let q = try XCTUnwrap(conv["q"] as? [Int])
+        let shape = try XCTUnwrap(conv["shape"] as? [Int])
+        let contents = WeightsContents(format: "fixture", tensors: [NamedTensor(key: "conv.weight", shape: shape, floats: values)])
+        let conversion = try Converter.convert(contents, schema: try ConvertFixtures.singleConvSchema(shape), source: ConvertFixtures.source,
+                                               options: ConversionOptions(precision: .int8, calibration: nil))
+        let q = try XCTUnwrap(conversion.stored("conv.weight")).data.map { Int(Int8(bitPattern: $0)) }
         // Channel 1 has max 127, so its scale is 1 and x.5 values are exact ties.
         let channel = 18..<36
-        let awayFromZero = channel.map { Int(values[$0].rounded(.toNearestOrAwayFromZero)) }
-        XCTAssertNotEqual(awayFromZero, Array(q[channel]))
-        XCTAssertEqual(channel.map { Int(values[$0].rounded(.toNearestOrEven)) }, Array(q[channel]))
+        XCTAssertEqual(Array(q[channel]), channel.map { Int(values[$0].rounded(.toNearestOrEven)) })
+        XCTAssertNotEqual(Array(q[channel]), channel.map { Int(values[$0].rounded(.toNearestOrAwayFromZero)) })
     }
 
     func testOtherDTypesBecomeFloat32AsNumPyAndPyTorchDo() throws {

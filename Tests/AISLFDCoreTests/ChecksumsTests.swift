@@ -20,6 +20,19 @@ final class ChecksumsTests: XCTestCase {
 
     func testCRC32KnownVector() {
         XCTAssertEqual(crc32(Array("123456789".utf8)), 0xCBF4_3926)
+        XCTAssertNotEqual(crc32(Array("123456788".utf8)), 0xCBF4_3926)
+    }
+
+    /// Long enough for the eight-byte steps, an odd tail, and chained seeds; the value is
+    /// `python3 -c "import zlib; print(hex(zlib.crc32(bytes((i*7)&255 for i in range(1000)))))"`.
+    func testCRC32MatchesZlibAndChains() {
+        let bytes = (0..<1000).map { UInt8(truncatingIfNeeded: $0 * 7) }
+        XCTAssertEqual(crc32(bytes), 0x114A_D5FF)
+        let chained = bytes.withUnsafeBytes { raw in
+            crc32(UnsafeRawBufferPointer(rebasing: raw[13...]), seed: crc32(UnsafeRawBufferPointer(rebasing: raw[..<13])))
+        }
+        XCTAssertEqual(chained, 0x114A_D5FF)
+        XCTAssertEqual(crc32([UInt8]()), 0)
     }
 
     func testCheckedArithmeticRefusesOverflow() {

@@ -6,9 +6,9 @@ import XCTest
 /// must not depend on the one before.
 final class RepeatedPassTests: XCTestCase {
     func testKeptOutputsSurviveLaterPasses() throws {
-        try forEachSIMDLevel { level in
+        try forEachSIMDLevel { level, configuration, ops in
             for arch in ["lisrd", "aislfd-c"] {
-                let model = try Model(weights: ModelWeights(arch: arch, tensors: SpecWeights.make(arch)))
+                let model = try Model(weights: ModelWeights(architecture: Architecture(rawValue: arch)!, tensors: SpecWeights.make(arch)), configuration: configuration)
                 let first = try SpecWeights.image(height: 61, width: 83, seed: 1)
                 let second = try SpecWeights.image(height: 61, width: 83, seed: 2)
                 let kept = try model.forward(image: first, recordActivations: true)
@@ -27,7 +27,7 @@ final class RepeatedPassTests: XCTestCase {
 
     /// Two passes at once on one model (one thread each) give what one pass gives.
     func testConcurrentPassesOnOneModel() throws {
-        let model = try Model(weights: ModelWeights(arch: "aislfd-c", tensors: SpecWeights.make("aislfd-c")))
+        let model = try Model(weights: ModelWeights(architecture: .aislfdC, tensors: SpecWeights.make("aislfd-c")))
         let images = try (1...4).map { try SpecWeights.image(height: 48, width: 64, seed: UInt64($0)) }
         let expected = try images.map { try model.forward(image: $0).meta[0].values }
         var results = [[Float]](repeating: [], count: images.count)
@@ -45,8 +45,8 @@ final class RepeatedPassTests: XCTestCase {
     /// pre-pool activation is recorded; both ways give the same bits
     /// (odd sizes: the floor drops a last row and column).
     func testPooledBandsEqualConvolutionThenPool() throws {
-        try forEachSIMDLevel { level in
-            let model = try Model(weights: ModelWeights(arch: "lisrd", tensors: SpecWeights.make("lisrd")))
+        try forEachSIMDLevel { level, configuration, ops in
+            let model = try Model(weights: ModelWeights(architecture: .lisrd, tensors: SpecWeights.make("lisrd")), configuration: configuration)
             for (h, w) in [(61, 83), (48, 64)] {
                 let image = try SpecWeights.image(height: h, width: w, seed: 3)
                 let fused = try model.forward(image: image)

@@ -1,4 +1,4 @@
-import AISLFDIO
+import AISLFDReaders
 import AISLFDRuntime
 import AISLFDTestSupport
 import Foundation
@@ -19,14 +19,14 @@ final class SIMDLevelParityTests: XCTestCase {
 
     static func readWeights(_ arch: String) throws -> ModelWeights {
         let file = try XCTUnwrap(Fixtures.sampleFiles[arch])
-        return ModelWeights(arch: arch, contents: try WeightsReader.read(path: Fixtures.repoPath("Weights/\(file)")))
+        return ModelWeights(architecture: Architecture(rawValue: arch)!, contents: try WeightsReader.read(path: Fixtures.repoPath("Weights/\(file)")))
     }
 
     func testAgainstPyTorchReferences() throws {
-        try forEachSIMDLevel { level in
+        try forEachSIMDLevel { level, configuration, ops in
             for arch in Architecture.allCases.map(\.rawValue) {
                 let reference = try Self.readArrays(Fixtures.path("reference/\(arch).npz"))
-                try compare(model: Model(weights: Self.readWeights(arch)), reference: reference, label: "\(arch) \(level)")
+                try compare(model: Model(weights: Self.readWeights(arch), configuration: configuration), reference: reference, label: "\(arch) \(level)")
             }
         }
     }
@@ -63,7 +63,7 @@ final class SIMDLevelParityTests: XCTestCase {
 
     /// The comparison fails on a reference that differs from the run.
     func testComparisonRejectsAWrongReference() throws {
-        let model = try Model(weights: ModelWeights(arch: "lisrd", tensors: SpecWeights.make("lisrd")))
+        let model = try Model(weights: ModelWeights(architecture: .lisrd, tensors: SpecWeights.make("lisrd")))
         let image = try SpecWeights.image(height: 30, width: 40)
         let outputs = try model.forward(image: image)
         var reference: [String: NamedArray] = ["image": NamedArray(name: "image", shape: [1, 3, 30, 40], values: image.values)]

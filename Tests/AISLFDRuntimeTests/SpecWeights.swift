@@ -170,6 +170,6 @@ enum SpecWeights {
                 folded.insert(bn)
             }
         }
-        return ModelWeights(arch: arch, tensors: asScaleShift(out), foldedLayers: folded)
+        return ModelWeights(architecture: Architecture(rawValue: arch)!, tensors: asScaleShift(out), foldedLayers: folded)
     }
 }

@@ -1,5 +1,5 @@
 import AISLFDCore
-import AISLFDIO
+import AISLFDReaders
 import AISLFDSchema
 import AISLFDTestSupport
 import Foundation

@@ -1,6 +1,8 @@
 import AISLFDConvert
 import AISLFDCore
-import AISLFDIO
+import AISLFDFormat
+import AISLFDInputs
+import AISLFDReaders
 import AISLFDRuntime
 import AISLFDSchema
 import AISLFDTestSupport

@@ -28,6 +28,21 @@ public enum Fixtures {
         repoRoot.appendingPathComponent(relative).path
     }
 
+    public struct MissingExecutable: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// A command-line tool built next to the tests. A missing one is an error, never a
+    /// skip: without the tools, the command and isolation tests would prove nothing.
+    public static func builtExecutable(_ name: String) throws -> URL {
+        let here = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        for folder in [here, here.deletingLastPathComponent()] {
+            let url = folder.appendingPathComponent(name)
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        throw MissingExecutable(description: "\(name) is not built next to the tests (\(here.path)); run `swift build` first")
+    }
+
     /// A fresh empty folder under the system temporary directory.
     public static func temporaryDirectory() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("aislfd-test-\(UUID().uuidString)")

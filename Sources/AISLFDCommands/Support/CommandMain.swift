@@ -1,4 +1,5 @@
 import AISLFDCore
+import AISLFDReaders
 import ArgumentParser
 import Foundation
 
@@ -7,6 +8,8 @@ import Foundation
 /// carry their own status.
 public enum CommandMain {
     public static func run<C: ParsableCommand>(_ command: C.Type) -> Never {
+        // Started again by itself to read an HDF5 file in isolation (HDF5Isolation.thisProgram).
+        HDF5Isolation.serveIfAsked()
         exit(status(of: command, arguments: nil))
     }
 

@@ -13,9 +13,7 @@ public struct ThreadOption: ParsableArguments {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
-    func apply() {
-        if let threads { RuntimeThreads.set(threads) }
-    }
+    var configuration: RuntimeConfiguration { RuntimeConfiguration(threads: threads) }
 }
 
 extension NamedTensor {

@@ -28,7 +28,9 @@ struct CalibrationNetwork {
     }
 
     private static func makeModel(_ schema: ArchitectureSchema, _ tensors: [String: WeightTensor], _ foldedLayers: Set<String>) throws -> Model {
-        try Model(weights: ModelWeights(arch: schema.id, tensors: tensors, foldedLayers: foldedLayers))
+        guard let architecture = Architecture(rawValue: schema.id) else { throw RuntimeError.unknownArchitecture(schema.id) }
+        return try Model(weights: ModelWeights(architecture: architecture, tensors: tensors, foldedLayers: foldedLayers,
+                                               batchNormEpsilon: schema.batchNormEpsilons.first ?? ModelWeights.pytorchBatchNormEpsilon))
     }
 
     /// The runtime's model with `replaced` tensors' values swapped in.

@@ -1,5 +1,4 @@
 import AISLFDCore
-import AISLFDIO
 import AISLFDRuntime
 import AISLFDSchema
 import Dispatch

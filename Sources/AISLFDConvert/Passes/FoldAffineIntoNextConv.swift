@@ -1,5 +1,5 @@
+import AISLFDRuntime
 import AISLFDCore
-import AISLFDIO
 import AISLFDSchema
 
 /// conv -> ReLU -> BatchNorm (VGG backbone, LISRD heads): the ReLU stops the BatchNorm from

@@ -1,10 +1,9 @@
 import AISLFDCore
-import AISLFDIO
+import AISLFDRuntime
 import AISLFDSchema
 
-/// Every BatchNorm X becomes a per-channel affine y = x * scale + shift with
-///     scale = weight / sqrt(running_var + eps),  shift = bias - running_mean * scale,
-/// computed in Double and rounded once to float32, stored as `X.scale` / `X.shift` (roles
+/// Every BatchNorm X becomes a per-channel affine y = x * scale + shift (`BatchNormAffine`,
+/// with the schema's eps), computed in Double and rounded once to float32, stored as `X.scale` / `X.shift` (roles
 /// `affine_scale` / `affine_shift`) where X's tensors were. The next two passes fold some
 /// of these into convolutions; the rest stay, applied where the BatchNorm was.
 struct FoldBatchNorm: ConversionPass {
@@ -17,7 +16,7 @@ struct FoldBatchNorm: ConversionPass {
         var layers: [String] = []
         var epsilons = Set<Double>()
         for layer in state.schema.layers where layer.op == .batchnorm2d {
-            let eps = layer.eps ?? 1e-5
+            let eps = layer.eps ?? ModelWeights.pytorchBatchNormEpsilon
             let keys = try roleKeys(layer, state.schema)
             let weight = try state.values(of: keys.weight, role: TensorRole.bnWeight.rawValue)
             let bias = try state.values(of: keys.bias, role: TensorRole.bnBias.rawValue)
@@ -28,13 +27,11 @@ struct FoldBatchNorm: ConversionPass {
                 throw ConversionError.wrongShape(key: key, expected: [channels], found: [v.count])
             }
 
-            var affine = Affine(scale: [Double](repeating: 0, count: channels), shift: [Double](repeating: 0, count: channels))
-            for c in 0..<channels {
-                let denominator = Double(variance[c]) + eps
-                guard denominator > 0 else { throw ConversionError.invalidVariance(key: keys.variance, channel: c, value: denominator) }
-                let s = Double(weight[c]) / denominator.squareRoot()
-                affine.scale[c] = s
-                affine.shift[c] = Double(bias[c]) - Double(mean[c]) * s
+            let affine: BatchNormAffine
+            do {
+                affine = try BatchNormAffine(weight: weight, bias: bias, mean: mean, variance: variance, eps: eps)
+            } catch let e as BatchNormAffine.NonPositiveVariance {
+                throw ConversionError.invalidVariance(key: keys.variance, channel: e.channel, value: e.value)
             }
             let scaleKey = layer.name + ".scale", shiftKey = layer.name + ".shift"
             let scale = try roundToFloat(affine.scale, key: scaleKey)

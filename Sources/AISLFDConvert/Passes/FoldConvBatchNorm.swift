@@ -1,5 +1,6 @@
+import AISLFDRuntime
 import AISLFDCore
-import AISLFDIO
+import AISLFDFormat
 import AISLFDSchema
 
 /// conv -> BatchNorm with nothing in between (MSFE's blocks, MSFE heads' conv1/bn1): the

@@ -1,5 +1,4 @@
 import AISLFDCore
-import AISLFDIO
 import AISLFDRuntime
 
 /// Stores the weights whose rounding costs the network's outputs most, per byte, one step

@@ -1,6 +1,5 @@
 import AISLFDCore
 import Foundation
-import AISLFDIO
 import AISLFDSchema
 
 /// What the quantization passes share: which tensors they touch and how their records look.

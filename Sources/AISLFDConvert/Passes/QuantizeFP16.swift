@@ -1,5 +1,4 @@
 import AISLFDCore
-import AISLFDIO
 
 /// Conv and linear weights to IEEE binary16, rounded to nearest, ties to even, subnormals
 /// kept (Swift's `Float16(_: Float)`). Overflow is IEEE's: a value overflows when its

@@ -1,5 +1,4 @@
 import AISLFDCore
-import AISLFDIO
 import Dispatch
 
 /// Conv and linear weights to symmetric per-output-channel int8 (axis 0), fp32 scales:

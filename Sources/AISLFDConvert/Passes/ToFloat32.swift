@@ -1,5 +1,4 @@
 import AISLFDCore
-import AISLFDIO
 import AISLFDSchema
 
 /// Every float tensor becomes float32 (float16 and bfloat16 widen exactly, float64 rounds to

@@ -6,17 +6,17 @@
 enum BlockAttention {
     /// `projections` holds query, key and value, each C x N (one position per
     /// column), stacked as a 1x1 convolution leaves them; the result is C x N.
-    static func apply(_ projections: FeatureMap, scale: Float, budget: Int) -> FeatureMap {
+    static func apply(_ projections: FeatureMap, scale: Float, budget: Int, workers: Workers) -> FeatureMap {
         let n = projections.planeSize, c = projections.channels / 3, cv = c
         var out = FeatureMap.uninitialized(channels: cv, height: projections.height, width: projections.width)
         guard n > 0 else { return out }
-        let pieces = RuntimeThreads.count * RuntimeThreads.piecesPerThread
+        let pieces = workers.pieces
         let blockRows = min((n + pieces - 1) / pieces, max(16, budget / n))
         let blocks = (n + blockRows - 1) / blockRows
         projections.values.withUnsafeBufferPointer { qkv in
             out.values.withUnsafeMutableBufferPointer { o in
                 let q = qkv.baseAddress!, k = q + c * n, v = q + 2 * c * n, o = o.baseAddress!
-                RuntimeThreads.forEachChunk(blocks) { blockRange in
+                workers.forEachChunk(blocks) { blockRange in
                     let scores = UnsafeMutablePointer<Float>.allocate(capacity: blockRows * n)
                     let inverseSums = UnsafeMutablePointer<Float>.allocate(capacity: blockRows)
                     defer { scores.deallocate(); inverseSums.deallocate() }

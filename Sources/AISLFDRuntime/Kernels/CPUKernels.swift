@@ -2,9 +2,10 @@ import Foundation
 
 /// The default kernels: matrix products through CKernels (AVX2 / AVX-512)
 /// where the CPU has them, else through OpenBLAS; the rest as plain loops
-/// split over `RuntimeThreads.count` threads.
-struct CPUKernels: Kernels {
-    var level = RuntimeSIMD.level
+/// split over the configuration's threads.
+struct CPUKernels: Kernels, Sendable {
+    var level: SIMDLevel
+    let workers: Workers
     /// Floats of attention scores held at once per thread (a block of query
     /// rows times all keys), so memory grows with N * block, never N^2.
     var attentionBudget = 1 << 20
@@ -12,15 +13,20 @@ struct CPUKernels: Kernels {
     /// set, output positions per band (forces many bands; for tests).
     var columnBudget: Int? = nil
 
+    init(_ configuration: RuntimeConfiguration) {
+        level = configuration.simd
+        workers = configuration.workers
+    }
+
     func makeConvolution(_ geometry: ConvGeometry, weight: [Float], epilogue: Epilogue) -> Convolution {
         if level == .portable {
             return GEMMConvolution(geometry, weight: weight, epilogue: epilogue,
-                                   columnBudget: columnBudget ?? GEMMConvolution.defaultColumnBudget)
+                                   columnBudget: columnBudget ?? GEMMConvolution.defaultColumnBudget, workers: workers)
         }
-        return DirectConvolution(geometry, weight: weight, epilogue: epilogue, level: level, bandPositions: columnBudget ?? 0)
+        return DirectConvolution(geometry, weight: weight, epilogue: epilogue, level: level, workers: workers, bandPositions: columnBudget ?? 0)
     }
 
-    func averagePool2x2(_ x: FeatureMap) -> FeatureMap { AveragePool.pool2x2(x) }
+    func averagePool2x2(_ x: FeatureMap) -> FeatureMap { AveragePool.pool2x2(x, workers: workers) }
 
     func resizeBilinear(_ x: FeatureMap, height: Int, width: Int) -> FeatureMap {
         guard height > 0, width > 0, x.height > 0, x.width > 0, x.channels > 0 else {
@@ -28,7 +34,7 @@ struct CPUKernels: Kernels {
         }
         let ys = BilinearTaps(input: x.height, output: height)
         let xs = BilinearTaps(input: x.width, output: width)
-        return mapPlanes(x, height: height, width: width) { plane, o in
+        return mapPlanes(x, height: height, width: width, workers: workers) { plane, o in
             for oy in 0..<height {
                 let r0 = plane + ys.index0[oy] * x.width, r1 = plane + ys.index1[oy] * x.width
                 let wy0 = ys.weight0[oy], wy1 = ys.weight1[oy]
@@ -45,7 +51,7 @@ struct CPUKernels: Kernels {
         a.values.withUnsafeMutableBufferPointer { x in
             b.values.withUnsafeBufferPointer { y in
                 let px = x.baseAddress!, py = y.baseAddress!
-                RuntimeThreads.forEachChunk(x.count, minimumChunk: 1 << 14) { range in
+                workers.forEachChunk(x.count, minimumChunk: 1 << 14) { range in
                     for i in range { px[i] += py[i] }
                 }
             }
@@ -57,7 +63,7 @@ struct CPUKernels: Kernels {
         guard !x.values.isEmpty else { return }
         x.values.withUnsafeMutableBufferPointer { buffer in
             let base = buffer.baseAddress!
-            RuntimeThreads.forEachChunk(plane, minimumChunk: 256) { positions in
+            workers.forEachChunk(plane, minimumChunk: 256) { positions in
                 // Blocks of positions so the squared norms stay in cache while all channels pass.
                 var start = positions.lowerBound
                 var norms = [Float](repeating: 0, count: 1024)
@@ -82,18 +88,18 @@ struct CPUKernels: Kernels {
     }
 
     func netVLAD(normalized x: FeatureMap, logits: FeatureMap, centroids: [Float]) -> FeatureMap {
-        NetVLADKernel.apply(normalized: x, logits: logits, centroids: centroids)
+        NetVLADKernel.apply(normalized: x, logits: logits, centroids: centroids, workers: workers)
     }
 
     func attention(_ projections: FeatureMap, scale: Float) -> FeatureMap {
         if level == .portable {
-            return BlockAttention.apply(projections, scale: scale, budget: attentionBudget)
+            return BlockAttention.apply(projections, scale: scale, budget: attentionBudget, workers: workers)
         }
-        return PackedAttention.apply(projections, scale: scale, budget: attentionBudget, level: level)
+        return PackedAttention.apply(projections, scale: scale, budget: attentionBudget, level: level, workers: workers)
     }
 
     func gridSample(_ map: FeatureMap, gridX: [Float], gridY: [Float]) -> [Float] {
-        GridSample.bilinearZeros(map, gridX: gridX, gridY: gridY)
+        GridSample.bilinearZeros(map, gridX: gridX, gridY: gridY, workers: workers)
     }
 }
 
@@ -120,10 +126,10 @@ struct BilinearTaps {
 
 /// 2x2 average pooling, stride 2, floor mode.
 enum AveragePool {
-    static func pool2x2(_ x: FeatureMap) -> FeatureMap {
+    static func pool2x2(_ x: FeatureMap, workers: Workers) -> FeatureMap {
         let outH = x.height / 2, outW = x.width / 2, w = x.width
         guard outH > 0, outW > 0 else { return FeatureMap.uninitialized(channels: x.channels, height: outH, width: outW) }
-        return mapPlanes(x, height: outH, width: outW) { plane, o in
+        return mapPlanes(x, height: outH, width: outW, workers: workers) { plane, o in
             for oy in 0..<outH { poolRows(plane + 2 * oy * w, plane + (2 * oy + 1) * w, into: o + oy * outW, count: outW) }
         }
     }
@@ -140,13 +146,13 @@ enum AveragePool {
 
 /// A map of `height x width` planes, each computed from the input plane of the same channel
 /// by `body(input plane, output plane)`; channels are spread over the threads.
-func mapPlanes(_ x: FeatureMap, height: Int, width: Int,
+func mapPlanes(_ x: FeatureMap, height: Int, width: Int, workers: Workers,
                _ body: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> FeatureMap {
     var out = FeatureMap.uninitialized(channels: x.channels, height: height, width: width)
     x.values.withUnsafeBufferPointer { input in
         out.values.withUnsafeMutableBufferPointer { output in
             let src = input.baseAddress!, dst = output.baseAddress!
-            RuntimeThreads.forEachChunk(x.channels) { channels in
+            workers.forEachChunk(x.channels) { channels in
                 for c in channels { body(src + c * x.planeSize, dst + c * height * width) }
             }
         }

@@ -12,6 +12,7 @@ final class DirectConvolution: Convolution {
     let level: SIMDLevel
     /// Output positions per call at most (0: one band per thread); tests use it to force many bands.
     let bandPositions: Int
+    let workers: Workers
     private let packed: UnsafeMutableBufferPointer<Float>
     /// scale, bias, post scale, post shift (each `outChannels` long where present), kept at a fixed address.
     private let epilogueValues: UnsafeMutableBufferPointer<Float>
@@ -21,10 +22,11 @@ final class DirectConvolution: Convolution {
     /// ~10% of a pass at 480 x 640. Copy-on-write keeps any map still held elsewhere intact.
     private let lastOutput = ReusableBuffer()
 
-    init(_ geometry: ConvGeometry, weight: [Float], epilogue e: Epilogue, level: SIMDLevel, bandPositions: Int = 0) {
+    init(_ geometry: ConvGeometry, weight: [Float], epilogue e: Epilogue, level: SIMDLevel, workers: Workers, bandPositions: Int = 0) {
         self.geometry = geometry
         self.level = level
         self.bandPositions = bandPositions
+        self.workers = workers
         let k = geometry.inChannels * geometry.kernel * geometry.kernel
         let lvl = Int32(level.rawValue)
         let packed = UnsafeMutableBufferPointer<Float>.allocate(capacity: ckernels_packed_count(lvl, Int32(geometry.outChannels), Int32(k)))
@@ -94,7 +96,7 @@ final class DirectConvolution: Convolution {
         let g = geometry
         let (outH, outW) = g.outputSize(height: x.height, width: x.width)
         let pooledH = outH / 2, pooledW = outW / 2
-        guard !isPointwise, pooledH > 0, pooledW > 0 else { return AveragePool.pool2x2(apply(x)) }
+        guard !isPointwise, pooledH > 0, pooledW > 0 else { return AveragePool.pool2x2(apply(x), workers: workers) }
         var values = lastOutput.take(count: g.outChannels * pooledH * pooledW)
         defer { lastOutput.keep(values) }
         values.withUnsafeMutableBufferPointer { output in
@@ -120,7 +122,7 @@ final class DirectConvolution: Convolution {
         // Bands in units of 1 row (2 when pooling): at least a few per thread
         // (forEachChunk balances them), in a whole number per thread.
         let unit = pooled ? 2 : 1, units = outH / unit
-        let threads = RuntimeThreads.count * RuntimeThreads.piecesPerThread
+        let threads = workers.pieces
         var bandUnits = max(1, (bandPositions > 0 ? bandPositions / outW : DirectConvolution.windowBudget / rowsPerOutputRow) / unit)
         let bands = min(units, (((units + bandUnits - 1) / bandUnits + threads - 1) / threads) * threads)
         bandUnits = (units + bands - 1) / bands
@@ -139,7 +141,7 @@ final class DirectConvolution: Convolution {
         }
         let bandCount = (outH + bandRows - 1) / bandRows
         let outC = g.outChannels, pooledW = outW / 2, pooledPlane = (outH / 2) * pooledW
-        RuntimeThreads.forEachChunk(bandCount) { range in
+        workers.forEachChunk(bandCount) { range in
             let buffer = UnsafeMutablePointer<Float>.allocate(capacity: window.count)
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: pooled ? outC * bandRows * outW : 0)
             defer { buffer.deallocate(); scratch.deallocate() }
@@ -179,11 +181,11 @@ final class DirectConvolution: Convolution {
     /// Splits `0..<count` positions into bands run in parallel (multiples of
     /// 32 positions, the kernels' tile, where possible).
     private func forEachBand(_ count: Int, _ body: (Range<Int>) -> Void) {
-        let pieces = RuntimeThreads.count * RuntimeThreads.piecesPerThread
+        let pieces = workers.pieces
         let even = ((count + pieces - 1) / pieces + 31) / 32 * 32
         let band = bandPositions > 0 ? max(1, min(even, bandPositions)) : even
         let bands = (count + band - 1) / band
-        RuntimeThreads.forEachChunk(bands) { range in
+        workers.forEachChunk(bands) { range in
             for i in range { body((i * band)..<min(count, (i + 1) * band)) }
         }
     }

@@ -13,12 +13,14 @@ final class GEMMConvolution: Convolution {
     let weight: [Float]
     let epilogue: Epilogue
     let columnBudget: Int
+    let workers: Workers
 
-    init(_ geometry: ConvGeometry, weight: [Float], epilogue: Epilogue, columnBudget: Int = defaultColumnBudget) {
+    init(_ geometry: ConvGeometry, weight: [Float], epilogue: Epilogue, columnBudget: Int = defaultColumnBudget, workers: Workers) {
         self.geometry = geometry
         self.weight = weight
         self.epilogue = epilogue
         self.columnBudget = columnBudget
+        self.workers = workers
     }
 
     private var isPointwise: Bool { geometry.kernel == 1 && geometry.stride == 1 && geometry.padding == 0 }
@@ -32,13 +34,13 @@ final class GEMMConvolution: Convolution {
         let positions = outH * outW
         // A pointwise band is sized by its output instead; every thread gets a band.
         let budgetPositions = max(1, columnBudget / max(k, isPointwise ? g.outChannels : 0))
-        let bandSize = min(budgetPositions, (positions + RuntimeThreads.count - 1) / RuntimeThreads.count)
+        let bandSize = min(budgetPositions, (positions + workers.count - 1) / workers.count)
         let bands = (positions + bandSize - 1) / bandSize
         weight.withUnsafeBufferPointer { w in
             x.values.withUnsafeBufferPointer { input in
                 out.values.withUnsafeMutableBufferPointer { output in
                     let output = output
-                    RuntimeThreads.forEachChunk(bands) { bandRange in
+                    workers.forEachChunk(bands) { bandRange in
                         let columnCount = isPointwise ? 0 : k * bandSize
                         var columns = [Float](unsafeUninitializedCapacity: columnCount) { _, n in n = columnCount }
                         columns.withUnsafeMutableBufferPointer { col in

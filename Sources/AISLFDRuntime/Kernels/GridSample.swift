@@ -1,14 +1,14 @@
 /// PyTorch's `grid_sample(mode='bilinear', padding_mode='zeros',
 /// align_corners=False)` at single points.
 enum GridSample {
-    static func bilinearZeros(_ map: FeatureMap, gridX: [Float], gridY: [Float]) -> [Float] {
+    static func bilinearZeros(_ map: FeatureMap, gridX: [Float], gridY: [Float], workers: Workers) -> [Float] {
         let count = gridX.count, channels = map.channels, h = map.height, w = map.width, plane = map.planeSize
         var out = [Float](repeating: 0, count: count * channels)
         let halfW = Float(w) / 2, halfH = Float(h) / 2
         map.values.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
                 let dst = dst
-                RuntimeThreads.forEachChunk(count, minimumChunk: 64) { points in
+                workers.forEachChunk(count, minimumChunk: 64) { points in
                     for n in points {
                         // Unnormalise as PyTorch's CPU kernel: (g + 1) * size / 2 - 0.5.
                         let ix = (gridX[n] + 1) * halfW - 0.5

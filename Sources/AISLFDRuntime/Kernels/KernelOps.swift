@@ -2,17 +2,23 @@ import AISLFDCore
 
 /// The runtime's numeric operations one at a time, for tests and tools.
 /// Each runs exactly the code the models run (`CPUKernels` and the meta
-/// modules' own functions); the arguments are checked because they come
-/// from callers, not from a model.
-public enum KernelOps {
+/// modules' own functions) with the configuration's kernels and threads; the
+/// arguments are checked because they come from callers, not from a model.
+public struct KernelOps: Sendable {
     /// Outputs larger than this many floats are refused.
     public static let maximumElements = 1 << 30
+
+    private let kernels: CPUKernels
+
+    public init(_ configuration: RuntimeConfiguration = RuntimeConfiguration()) {
+        kernels = CPUKernels(configuration)
+    }
 
     /// Conv2d (PyTorch's cross-correlation, zero padding) followed by the
     /// epilogue the models use: `v = acc * preScale + bias`, optional ReLU,
     /// then `v * postScale + postShift`. `columnBudget` (floats) bounds the
     /// im2col buffer; small values force many bands.
-    public static func conv2d(_ input: FeatureMap, weight: WeightTensor, bias: [Float]? = nil, stride: Int = 1,
+    public func conv2d(_ input: FeatureMap, weight: WeightTensor, bias: [Float]? = nil, stride: Int = 1,
                               padding: Int = 0, preScale: [Float]? = nil, relu: Bool = false,
                               postScale: [Float]? = nil, postShift: [Float]? = nil,
                               columnBudget: Int? = nil) throws -> FeatureMap {
@@ -32,35 +38,35 @@ public enum KernelOps {
         let geometry = ConvGeometry(inChannels: input.channels, outChannels: out, kernel: weight.shape[2], stride: stride, padding: padding)
         let epilogue = Epilogue(scale: preScale, bias: bias, relu: relu,
                                 post: postScale.map { ChannelAffine(scale: $0, shift: postShift ?? []) })
-        var kernels = CPUKernels()
+        var kernels = kernels
         if let columnBudget { kernels.columnBudget = max(1, columnBudget) }
         return kernels.makeConvolution(geometry, weight: weight.values, epilogue: epilogue).apply(input)
     }
 
-    public static func averagePool2x2(_ x: FeatureMap) -> FeatureMap { CPUKernels().averagePool2x2(x) }
+    public func averagePool2x2(_ x: FeatureMap) -> FeatureMap { kernels.averagePool2x2(x) }
 
     /// Every op below needs at least one value to work on.
-    private static func requireValues(_ x: FeatureMap, _ name: String) throws {
+    private func requireValues(_ x: FeatureMap, _ name: String) throws {
         guard !x.values.isEmpty else { throw RuntimeError.wrongShape(tensor: name, expected: [-1, -1, -1], found: x.shape) }
     }
 
-    public static func resizeBilinear(_ x: FeatureMap, height: Int, width: Int) throws -> FeatureMap {
+    public func resizeBilinear(_ x: FeatureMap, height: Int, width: Int) throws -> FeatureMap {
         try requireValues(x, "resize input")
-        guard height > 0, width > 0, let n = try? Checked.elementCount([x.channels, height, width]), n <= maximumElements else {
+        guard height > 0, width > 0, let n = try? Checked.elementCount([x.channels, height, width]), n <= KernelOps.maximumElements else {
             throw RuntimeError.wrongShape(tensor: "resize output", expected: [x.channels, -1, -1], found: [x.channels, height, width])
         }
-        return CPUKernels().resizeBilinear(x, height: height, width: width)
+        return kernels.resizeBilinear(x, height: height, width: width)
     }
 
-    public static func normalizePositions(_ x: FeatureMap) throws -> FeatureMap {
+    public func normalizePositions(_ x: FeatureMap) throws -> FeatureMap {
         try requireValues(x, "input")
         var y = x
-        CPUKernels().normalizePositions(&y)
+        kernels.normalizePositions(&y)
         return y
     }
 
     /// The NetVLAD meta map of a raw map (all of architectures.md's steps).
-    public static func netVLAD(_ raw: FeatureMap, centroids: WeightTensor, assignmentWeight: WeightTensor,
+    public func netVLAD(_ raw: FeatureMap, centroids: WeightTensor, assignmentWeight: WeightTensor,
                                assignmentBias: [Float]) throws -> FeatureMap {
         try requireValues(raw, "raw map")
         let k = centroids.shape.first ?? 0, c = raw.channels
@@ -74,7 +80,6 @@ public enum KernelOps {
         guard raw.height >= NetVLADMeta.grid, raw.width >= NetVLADMeta.grid else {
             throw RuntimeError.wrongShape(tensor: "raw map", expected: [c, NetVLADMeta.grid, NetVLADMeta.grid], found: raw.shape)
         }
-        let kernels = CPUKernels()
         let conv = kernels.makeConvolution(ConvGeometry(inChannels: c, outChannels: k, kernel: 1),
                                            weight: assignmentWeight.values, epilogue: Epilogue(bias: assignmentBias))
         return NetVLADMeta.metaMap(raw, assignment: conv, centroids: centroids.values, kernels: kernels)
@@ -83,7 +88,7 @@ public enum KernelOps {
     /// The PSA meta map of a raw map. `weights` are query, key, value
     /// Linear weights [C, C] and biases [C]; `blockBudget` (floats of
     /// scores held at once) sets the query block size.
-    public static func selfAttention(_ raw: FeatureMap, query: (WeightTensor, [Float]), key: (WeightTensor, [Float]),
+    public func selfAttention(_ raw: FeatureMap, query: (WeightTensor, [Float]), key: (WeightTensor, [Float]),
                                      value: (WeightTensor, [Float]), blockBudget: Int? = nil) throws -> FeatureMap {
         try requireValues(raw, "raw map")
         let c = raw.channels
@@ -94,7 +99,7 @@ public enum KernelOps {
             weight += w.values
             bias += b
         }
-        var kernels = CPUKernels()
+        var kernels = kernels
         if let blockBudget { kernels.attentionBudget = max(1, blockBudget) }
         let conv = kernels.makeConvolution(ConvGeometry(inChannels: c, outChannels: 3 * c, kernel: 1),
                                            weight: weight, epilogue: Epilogue(bias: bias))
@@ -103,9 +108,9 @@ public enum KernelOps {
 
     /// `grid_sample` of `map` at keypoints of an `imageHeight x imageWidth`
     /// image, [N, C] row-major; `normalize` applies `F.normalize` per keypoint.
-    public static func sample(_ map: FeatureMap, at keypoints: [Keypoint], imageHeight: Int, imageWidth: Int,
+    public func sample(_ map: FeatureMap, at keypoints: [Keypoint], imageHeight: Int, imageWidth: Int,
                               normalize: Bool = false) throws -> [Float] {
         try requireValues(map, "map")
-        return try sampleNormalized(map, at: keypoints, imageHeight: imageHeight, imageWidth: imageWidth, normalize: normalize)
+        return try sampleNormalized(map, at: keypoints, imageHeight: imageHeight, imageWidth: imageWidth, normalize: normalize, kernels: kernels)
     }
 }

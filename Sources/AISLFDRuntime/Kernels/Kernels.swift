@@ -54,6 +54,7 @@ struct Epilogue {
 /// A convolution prepared at load time.
 protocol Convolution: AnyObject {
     var geometry: ConvGeometry { get }
+    var workers: Workers { get }
     func apply(_ x: FeatureMap) -> FeatureMap
     /// The convolution of channels `channels` of `x` (`geometry.inChannels`
     /// of them), read in place.
@@ -65,5 +66,5 @@ protocol Convolution: AnyObject {
 
 extension Convolution {
     func apply(_ x: FeatureMap, channels: Range<Int>) -> FeatureMap { apply(x.channelSlice(channels)) }
-    func applyThenPool2x2(_ x: FeatureMap) -> FeatureMap { AveragePool.pool2x2(apply(x)) }
+    func applyThenPool2x2(_ x: FeatureMap) -> FeatureMap { AveragePool.pool2x2(apply(x), workers: workers) }
 }

@@ -4,15 +4,15 @@
 enum NetVLADKernel {
     static let grid = 3
 
-    static func apply(normalized x: FeatureMap, logits: FeatureMap, centroids: [Float]) -> FeatureMap {
+    static func apply(normalized x: FeatureMap, logits: FeatureMap, centroids: [Float], workers: Workers) -> FeatureMap {
         let clusters = logits.channels, channels = x.channels
         let tiles = grid * grid
         let dimension = clusters * channels
         // Each tile's positions gathered next to each other (tile-major, then
         // channel): the sums below run over contiguous values.
-        let tileX = TileMajor(x, grid: grid)
-        var assignment = TileMajor(logits, grid: grid)
-        softmaxOverClusters(&assignment.values, clusters: clusters, positions: assignment.tileSize * tiles)
+        let tileX = TileMajor(x, grid: grid, workers: workers)
+        var assignment = TileMajor(logits, grid: grid, workers: workers)
+        softmaxOverClusters(&assignment.values, clusters: clusters, positions: assignment.tileSize * tiles, workers: workers)
         // One VLAD vector per tile, k-major; (tile, cluster) pairs run in parallel
         // (9 tiles alone would leave one of two threads idle a ninth of the time).
         var vlads = [Float](repeating: 0, count: tiles * dimension)
@@ -22,7 +22,7 @@ enum NetVLADKernel {
                 centroids.withUnsafeBufferPointer { centroids in
                     vlads.withUnsafeMutableBufferPointer { results in
                         let results = results
-                        RuntimeThreads.forEachChunk(tiles * clusters) { range in
+                        workers.forEachChunk(tiles * clusters) { range in
                             for item in range {
                                 let t = item / clusters, k = item % clusters
                                 let weights = a.baseAddress! + (t * clusters + k) * q
@@ -65,11 +65,11 @@ enum NetVLADKernel {
 
     /// Softmax over the clusters at each position; `values` is [clusters x
     /// positions] for each tile, tiles one after another.
-    static func softmaxOverClusters(_ values: inout [Float], clusters: Int, positions total: Int) {
+    static func softmaxOverClusters(_ values: inout [Float], clusters: Int, positions total: Int, workers: Workers) {
         let perTile = total / (grid * grid)
         values.withUnsafeMutableBufferPointer { buffer in
             let base = buffer.baseAddress!
-            RuntimeThreads.forEachChunk(grid * grid) { tileRange in
+            workers.forEachChunk(grid * grid) { tileRange in
                 for t in tileRange {
                     let tile = base + t * clusters * perTile
                     for p in 0..<perTile {
@@ -104,7 +104,7 @@ struct TileMajor {
     /// Positions per tile.
     let tileSize: Int
 
-    init(_ map: FeatureMap, grid: Int) {
+    init(_ map: FeatureMap, grid: Int, workers: Workers) {
         let tileH = map.height / grid, tileW = map.width / grid, channels = map.channels
         let tileSize = tileH * tileW
         self.tileSize = tileSize
@@ -114,7 +114,7 @@ struct TileMajor {
             let dst = buffer.baseAddress!
             map.values.withUnsafeBufferPointer { src in
                 let src = src.baseAddress!
-                RuntimeThreads.forEachChunk(channels) { channelRange in
+                workers.forEachChunk(channels) { channelRange in
                     for c in channelRange {
                         for t in 0..<(grid * grid) {
                             let ty = t / grid, tx = t % grid

@@ -12,7 +12,7 @@ enum PackedAttention {
     /// `projections` holds query, key and value, each C x N (one position per
     /// column), stacked; the result is C x N. `budget` caps the floats of
     /// scores per thread.
-    static func apply(_ projections: FeatureMap, scale: Float, budget: Int, level: SIMDLevel) -> FeatureMap {
+    static func apply(_ projections: FeatureMap, scale: Float, budget: Int, level: SIMDLevel, workers: Workers) -> FeatureMap {
         let n = projections.planeSize, c = projections.channels / 3, cv = c
         var out = FeatureMap.uninitialized(channels: cv, height: projections.height, width: projections.width)
         guard n > 0 else { return out }
@@ -25,9 +25,9 @@ enum PackedAttention {
         // K^T: row j (a key) is column j of the C x N map.
         projections.values.withUnsafeBufferPointer { qkv in
             packInParallel(qkv.baseAddress! + c * n, rowStride: 1, columnStride: n, rows: n, columns: c, scale: scale,
-                           into: packedKeys.baseAddress!, level: lvl)
+                           into: packedKeys.baseAddress!, level: lvl, workers: workers)
             packInParallel(qkv.baseAddress! + 2 * c * n, rowStride: n, columnStride: 1, rows: cv, columns: n, scale: 1,
-                           into: packedValues.baseAddress!, level: lvl)
+                           into: packedValues.baseAddress!, level: lvl, workers: workers)
         }
         // A query block is copied to C rows of blockWidth floats (read from 128
         // rows a page apart, every product would miss the TLB); row j of S^T is
@@ -39,7 +39,7 @@ enum PackedAttention {
                 let q = q.baseAddress!, o = o.baseAddress!
                 queryOffsets.withUnsafeBufferPointer { queryOffsets in
                     scoreOffsets.withUnsafeBufferPointer { scoreOffsets in
-                        RuntimeThreads.forEachChunk(blocks) { blockRange in
+                        workers.forEachChunk(blocks) { blockRange in
                             let scores = UnsafeMutablePointer<Float>.allocate(capacity: n * blockWidth)
                             let inverseSums = UnsafeMutablePointer<Float>.allocate(capacity: blockWidth)
                             let queryBlock = UnsafeMutablePointer<Float>.allocate(capacity: c * blockWidth)
@@ -70,9 +70,9 @@ enum PackedAttention {
 
     /// `ckernels_pack` of whole panels at a time, spread over the threads.
     static func packInParallel(_ a: UnsafePointer<Float>, rowStride: Int, columnStride: Int, rows: Int, columns: Int,
-                               scale: Float, into packed: UnsafeMutablePointer<Float>, level: Int32) {
+                               scale: Float, into packed: UnsafeMutablePointer<Float>, level: Int32, workers: Workers) {
         let panelRows = Int(ckernels_panel_rows(level))
-        RuntimeThreads.forEachChunk((rows + panelRows - 1) / panelRows) { panels in
+        workers.forEachChunk((rows + panelRows - 1) / panelRows) { panels in
             let r0 = panels.lowerBound * panelRows, r1 = min(rows, panels.upperBound * panelRows)
             ckernels_pack(level, a + r0 * rowStride, rowStride, columnStride, Int32(r1 - r0), Int32(columns), scale,
                           packed + r0 * columns)

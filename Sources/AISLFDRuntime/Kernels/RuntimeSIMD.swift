@@ -1,7 +1,6 @@
 import CKernels
-import Foundation
 
-/// Which kernels the runtime uses. `avx512` and `avx2` are the CKernels
+/// Which kernels a model uses. `avx512` and `avx2` are the CKernels
 /// matrix products (direct convolution, packed weights, blocked attention),
 /// chosen at run time from what the CPU supports, so a generic x86-64 build
 /// runs everywhere. `portable` is OpenBLAS plus plain Swift: the path on
@@ -15,19 +14,7 @@ public enum SIMDLevel: Int, CaseIterable, Comparable, Sendable {
     }
 
     public static func < (a: SIMDLevel, b: SIMDLevel) -> Bool { a.rawValue < b.rawValue }
-}
 
-public enum RuntimeSIMD {
     /// The best level this CPU runs.
     public static let detected = SIMDLevel(rawValue: Int(ckernels_simd_level())) ?? .portable
-
-    /// The level models built from now on use: the detected one, lowered by
-    /// the environment variable AISLFD_SIMD=portable|avx2|avx512 or set by `set`.
-    nonisolated(unsafe) public private(set) static var level: SIMDLevel = {
-        let requested = ProcessInfo.processInfo.environment["AISLFD_SIMD"].flatMap(SIMDLevel.init(name:))
-        return min(requested ?? detected, detected)
-    }()
-
-    /// Models built afterwards use `level`, or the detected one if the CPU lacks `level`.
-    public static func set(_ level: SIMDLevel) { self.level = min(level, detected) }
 }

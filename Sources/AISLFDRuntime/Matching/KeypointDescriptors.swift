@@ -53,9 +53,9 @@ extension ModelOutputs {
         var local = [Float](repeating: 0, count: n * v * descriptorChannels)
         var metaValues = [Float](repeating: 0, count: n * v * d)
         for s in 0..<v {
-            scatter(try sampleNormalized(desc[s], at: keypoints, imageHeight: imageHeight, imageWidth: imageWidth),
+            scatter(try sampleNormalized(desc[s], at: keypoints, imageHeight: imageHeight, imageWidth: imageWidth, kernels: kernels),
                     into: &local, slot: s, width: descriptorChannels)
-            scatter(try sampleNormalized(meta[s], at: keypoints, imageHeight: imageHeight, imageWidth: imageWidth),
+            scatter(try sampleNormalized(meta[s], at: keypoints, imageHeight: imageHeight, imageWidth: imageWidth, kernels: kernels),
                     into: &metaValues, slot: s, width: d)
         }
         return try KeypointDescriptors(count: n, metaDimension: d, local: local, meta: metaValues)
@@ -65,12 +65,12 @@ extension ModelOutputs {
 /// `grid_sample` of `map` at (2x/W - 1, 2y/H - 1) for each keypoint, then
 /// `F.normalize` of each sampled vector: [N, C] row-major.
 func sampleNormalized(_ map: FeatureMap, at keypoints: [Keypoint], imageHeight: Int, imageWidth: Int,
-                      normalize: Bool = true) throws -> [Float] {
+                      normalize: Bool = true, kernels: Kernels) throws -> [Float] {
     if let bad = keypoints.firstIndex(where: { !$0.x.isFinite || !$0.y.isFinite }) {
         throw RuntimeError.nonFiniteKeypoint(index: bad)
     }
     let w = Float(imageWidth), h = Float(imageHeight)
-    let rows = CPUKernels().gridSample(map, gridX: keypoints.map { 2 * $0.x / w - 1 }, gridY: keypoints.map { 2 * $0.y / h - 1 })
+    let rows = kernels.gridSample(map, gridX: keypoints.map { 2 * $0.x / w - 1 }, gridY: keypoints.map { 2 * $0.y / h - 1 })
     return normalize ? normalizedRows(rows, width: map.channels) : rows
 }
 

@@ -31,12 +31,13 @@ public enum Matching {
     /// `dis(q, k) = sum_s softmax_s(m_s^q . m_s^k) * d_s(q, k)`, row-major
     /// [a.count, b.count]. For large sets prefer `mutualNearestNeighbours`,
     /// which never holds the whole matrix.
-    public static func distances(_ a: KeypointDescriptors, _ b: KeypointDescriptors, kind: DistanceKind = .eq1) throws -> [Float] {
+    public static func distances(_ a: KeypointDescriptors, _ b: KeypointDescriptors, kind: DistanceKind = .eq1,
+                                 threads: Int? = nil) throws -> [Float] {
         try check(a, b)
         var out = [Float](repeating: 0, count: a.count * b.count)
         out.withUnsafeMutableBufferPointer { out in
             let out = out
-            forEachBlock(a, b, kind: kind) { _, rows, block in
+            forEachBlock(a, b, kind: kind, chunks: RuntimeConfiguration(threads: threads).threads) { _, rows, block in
                 for (i, r) in rows.enumerated() {
                     for j in 0..<b.count { out[r * b.count + j] = block[i * b.count + j] }
                 }
@@ -46,11 +47,12 @@ public enum Matching {
     }
 
     /// Pairs (i, j) where j is i's nearest neighbour in `b` and i is j's in
-    /// `a`, in increasing i. Ties go to the lowest index on both sides.
+    /// `a`, in increasing i. Ties go to the lowest index on both sides. `threads`: all cores
+    /// unless given.
     public static func mutualNearestNeighbours(_ a: KeypointDescriptors, _ b: KeypointDescriptors,
-                                               kind: DistanceKind = .eq1) throws -> [Match] {
+                                               kind: DistanceKind = .eq1, threads: Int? = nil) throws -> [Match] {
         try check(a, b)
-        let nb = b.count, chunks = RuntimeThreads.count
+        let nb = b.count, chunks = RuntimeConfiguration(threads: threads).threads
         var rowBest = [Int](repeating: -1, count: a.count), rowDistance = [Float](repeating: .infinity, count: a.count)
         // Column minima per thread, merged afterwards in row order.
         var columnBest = [Int](repeating: -1, count: chunks * nb), columnDistance = [Float](repeating: .infinity, count: chunks * nb)
@@ -91,7 +93,7 @@ public enum Matching {
     /// lower rows), one per thread, and calls `body(chunk, rows, distances)`
     /// for consecutive blocks of each run.
     private static func forEachBlock(_ a: KeypointDescriptors, _ b: KeypointDescriptors, kind: DistanceKind,
-                                     chunks: Int = RuntimeThreads.count,
+                                     chunks: Int,
                                      _ body: (Int, Range<Int>, UnsafeBufferPointer<Float>) -> Void) {
         let na = a.count, nb = b.count, v = KeypointDescriptors.variants, c = descriptorChannels, d = a.metaDimension
         guard na > 0, nb > 0 else { return }

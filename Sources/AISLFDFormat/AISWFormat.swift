@@ -1,0 +1,154 @@
+import AISLFDCore
+
+/// Constants and layout rules of the `.aisw` format, version 1 (docs/aisw-format.md).
+/// Everything is little-endian; every tensor's bytes start on a 64-byte boundary.
+public enum AISWFormat {
+    /// `\x89 A I S W \r \n \x1a`: the high byte and the line endings catch text-mode
+    /// transfers, as PNG's signature does.
+    public static let magic: [UInt8] = [0x89, 0x41, 0x49, 0x53, 0x57, 0x0D, 0x0A, 0x1A]
+    public static let version: UInt32 = 1
+    public static let headerLength = 64
+    public static let alignment = 64
+
+    public static let maxMetadataLength = 16 << 20
+    public static let maxTensorCount = 65_536
+    public static let maxTableLength = 64 << 20
+    public static let maxRank = 8
+    public static let maxKeyLength = 512
+    public static let maxRoleLength = 128
+    public static let maxDimension = Int(Int32.max)
+    /// Nesting depth of the metadata JSON (objects and arrays).
+    public static let maxMetadataDepth = 64
+
+    /// Fixed part of a table entry; the key, the role, padding to 8 and the dimensions follow.
+    public static let entryFixedLength = 48
+    /// The shortest possible entry: a one-byte key, no role, rank 0.
+    public static let minEntryLength = 56
+
+    /// Byte offsets of the header fields.
+    public enum Header {
+        public static let version = 8
+        public static let headerLength = 12
+        public static let fileLength = 16
+        public static let metadataLength = 24
+        public static let tableLength = 28
+        public static let tensorCount = 32
+        public static let reserved = 36          // 24 bytes, zero
+        public static let checksum = 60
+    }
+
+    static func align(_ n: Int, to a: Int) throws -> Int {
+        try Checked.add(n, a - 1) / a * a
+    }
+
+    /// Length of one table entry, a multiple of 8.
+    public static func entryLength(keyLength: Int, roleLength: Int, rank: Int) throws -> Int {
+        let strings = try align(Checked.add(entryFixedLength, Checked.add(keyLength, roleLength)), to: 8)
+        return try Checked.add(strings, Checked.mul(8, rank))
+    }
+
+    /// The table starts after the metadata, padded to 8.
+    public static func tableOffset(metadataLength: Int) throws -> Int {
+        try Checked.add(headerLength, align(metadataLength, to: 8))
+    }
+
+    /// The data section starts after the table, padded to 64.
+    public static func dataOffset(metadataLength: Int, tableLength: Int) throws -> Int {
+        try align(Checked.add(tableOffset(metadataLength: metadataLength), tableLength), to: alignment)
+    }
+}
+
+/// How a tensor's values are stored. The raw value is the name used in metadata and reports;
+/// `code` is the byte in the table.
+public enum AISWStorage: String, CaseIterable, Codable, Sendable {
+    case fp32, fp16, int8
+
+    public var code: UInt8 {
+        switch self {
+        case .fp32: return 1
+        case .fp16: return 2
+        case .int8: return 3
+        }
+    }
+
+    public init?(code: UInt8) {
+        guard let s = AISWStorage.allCases.first(where: { $0.code == code }) else { return nil }
+        self = s
+    }
+
+    public var byteSize: Int {
+        switch self {
+        case .fp32: return 4
+        case .fp16: return 2
+        case .int8: return 1
+        }
+    }
+}
+
+/// Everything that can be wrong with an `.aisw` file, or with a request to write one.
+/// Thrown wrapped in `FileError`, so the message starts with the file's path.
+public enum AISWError: Error, Equatable, CustomStringConvertible, Sendable {
+    /// Opening, mapping or writing the file failed.
+    case file(FileSystemError)
+    case badMagic
+    case unsupportedVersion(UInt32)
+    case truncated(needed: Int, actual: Int)
+    case trailingBytes(expected: Int, actual: Int)
+    case invalidHeader(String)
+    case headerChecksumMismatch(stored: UInt32, computed: UInt32)
+    case limitExceeded(what: String, value: Int, limit: Int)
+    case invalidMetadata(String)
+    case invalidTable(String)
+    /// A table entry whose key is not known yet (or not readable).
+    case invalidEntry(index: Int, problem: String)
+    case invalidTensor(key: String, problem: String)
+    case duplicateKey(String)
+    case outOfBounds(key: String, region: String, offset: Int, length: Int, fileLength: Int)
+    case misaligned(key: String, region: String, offset: Int)
+    case overlapping(key: String, region: String, offset: Int, previousEnd: Int)
+    case checksumMismatch(key: String, region: String, stored: UInt32, computed: UInt32)
+    case nonZeroPadding(offset: Int)
+    case invalidScale(key: String, channel: Int, value: Float)
+    case noSuchTensor(String)
+    case wrongStorage(key: String, storage: AISWStorage, expected: AISWStorage)
+    case sameFileAsInput(input: String)
+    case bigEndianHost
+
+    public var description: String {
+        switch self {
+        case .file(let problem): return problem.description
+        case .badMagic: return "not an .aisw file (bad magic bytes)"
+        case .unsupportedVersion(let v): return "unsupported .aisw version \(v) (this reader knows version \(AISWFormat.version))"
+        case .truncated(let needed, let actual): return "truncated: needs \(needed) bytes, file has \(actual)"
+        case .trailingBytes(let expected, let actual): return "file has \(actual) bytes, the header says \(expected): trailing bytes"
+        case .invalidHeader(let s): return "invalid header: \(s)"
+        case .headerChecksumMismatch(let stored, let computed):
+            return "header checksum mismatch (stored \(hex(stored)), computed \(hex(computed))): header, metadata or tensor table is corrupt"
+        case .limitExceeded(let what, let value, let limit): return "\(what) \(value) exceeds the limit \(limit)"
+        case .invalidMetadata(let s): return "invalid metadata: \(s)"
+        case .invalidTable(let s): return "invalid tensor table: \(s)"
+        case .invalidEntry(let index, let problem): return "tensor table entry \(index): \(problem)"
+        case .invalidTensor(let key, let problem): return "tensor \(key): \(problem)"
+        case .duplicateKey(let key): return "tensor \(key): key appears more than once"
+        case .outOfBounds(let key, let region, let offset, let length, let fileLength):
+            return "tensor \(key): \(region) at offset \(offset) with length \(length) lies outside the data section (file length \(fileLength))"
+        case .misaligned(let key, let region, let offset):
+            return "tensor \(key): \(region) offset \(offset) is not a multiple of \(AISWFormat.alignment)"
+        case .overlapping(let key, let region, let offset, let previousEnd):
+            return "tensor \(key): \(region) at offset \(offset) starts before the end of the previous region (\(previousEnd))"
+        case .checksumMismatch(let key, let region, let stored, let computed):
+            return "tensor \(key): \(region) checksum mismatch (stored \(hex(stored)), computed \(hex(computed))): data is corrupt"
+        case .nonZeroPadding(let offset): return "padding byte at offset \(offset) is not zero"
+        case .invalidScale(let key, let channel, let value): return "tensor \(key): scale of channel \(channel) is \(value), must be finite and >= 0"
+        case .noSuchTensor(let key): return "no tensor \(key)"
+        case .wrongStorage(let key, let storage, let expected): return "tensor \(key) is stored as \(storage.rawValue), not \(expected.rawValue)"
+        case .sameFileAsInput(let input): return "output is the same file as the input \(input); refusing to overwrite it"
+        case .bigEndianHost: return "fp32 data cannot be used in place on a big-endian host; use floats(_:)"
+        }
+    }
+}
+
+private func hex(_ v: UInt32) -> String {
+    let s = String(v, radix: 16)
+    return "0x" + String(repeating: "0", count: 8 - s.count) + s
+}
