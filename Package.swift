@@ -69,7 +69,7 @@ let package = Package(
         .testTarget(name: "AISLFDConvertTests", dependencies: ["AISLFDConvert", "AISLFDFormat", "AISLFDReaders", "AISLFDRuntime",
                                                                "AISLFDTestSupport"]),
         .testTarget(name: "AISLFDRuntimeTests", dependencies: ["AISLFDRuntime", "AISLFDCore", "AISLFDFormat", "AISLFDReaders", "AISLFDTestSupport"]),
-        .testTarget(name: "AISLFDInputsTests", dependencies: ["AISLFDInputs", "AISLFDTestSupport"]),
+        .testTarget(name: "AISLFDInputsTests", dependencies: ["AISLFDInputs", "AISLFDRuntime", "AISLFDSchema", "AISLFDTestSupport"]),
         .testTarget(name: "AISLFDVerifyTests", dependencies: ["AISLFDVerify", "AISLFDConvert", "AISLFDInputs", "AISLFDReaders",
                                                               "AISLFDSchema", "AISLFDTestSupport"]),
         .testTarget(name: "AISLFDCommandsTests", dependencies: ["AISLFDCommands", "AISLFDFormat", "AISLFDReaders", "AISLFDTestSupport"]),

@@ -43,7 +43,7 @@ public struct InspectCommand: ParsableCommand {
 
     public func run() throws {
         let report = try inspect()
-        Output.print(format.json ? try Output.json(report) : render(report))
+        Output.print(format.json ? try prettyJSON(report) : render(report))
     }
 
     func inspect() throws -> Report {
@@ -97,8 +97,7 @@ public struct InspectCommand: ParsableCommand {
         let keyWidth = max(3, r.tensors.map(\.key.count).max() ?? 0)
         let shapes = r.tensors.map { shapeText($0.shape) }
         let shapeWidth = max(5, shapes.map(\.count).max() ?? 0)
-        func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
-        func padLeft(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
+        let pad = leftAligned, padLeft = rightAligned
         lines.append(pad("key", keyWidth) + "  " + pad(r.kind == "aisw" ? "storage" : "dtype", 8) + "  " + pad("shape", shapeWidth) + padLeft("bytes", 12) + "  role")
         for (t, shape) in zip(r.tensors, shapes) {
             lines.append(pad(t.key, keyWidth) + "  " + pad(t.dtype, 8) + "  " + pad(shape, shapeWidth) + padLeft(grouped(t.bytes), 12) + "  " + (t.role ?? "-"))

@@ -60,7 +60,7 @@ public struct MatchCommand: ParsableCommand {
         let summary = Summary(keypoints0: points0.count, keypoints1: points1.count, matches: matches.count,
                               distance: distance.rawValue, output: output, picture: draw)
         if format.json {
-            Output.print(try Output.json(summary))
+            Output.print(try prettyJSON(summary))
         } else {
             Output.print("\(matches.count) mutual nearest neighbours of \(points0.count) x \(points1.count) keypoints (\(distance.rawValue) distance)")
             Output.print("wrote \(output)" + (draw.map { " and \($0)" } ?? ""))

@@ -33,7 +33,7 @@ public struct VerifyCommand: ParsableCommand {
     public func run() throws {
         let loaded = try ModelFile.load(path: model, architecture: architecture.id, hdf5Isolation: .thisProgram)
         let report = try Verifier.verify(loaded, referencePath: reference, perLayer: perLayer)
-        Output.print(format.json ? try Output.json(report) : report.humanReadable)
+        Output.print(format.json ? try prettyJSON(report) : report.humanReadable)
         if !report.pass { throw CommandFailure(.invalid) }
     }
 }

@@ -100,11 +100,7 @@ public struct ConversionReport: Codable, Equatable, Sendable {
     public var notes: [String]
 
     /// The `--json` document: pretty-printed, keys sorted.
-    public func jsonText() throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(self), as: UTF8.self)
-    }
+    public func jsonText() throws -> String { try prettyJSON(self) }
 
     /// A table of the stored tensors, then the totals.
     public var humanReadable: String {
@@ -117,8 +113,7 @@ public struct ConversionReport: Codable, Equatable, Sendable {
             lines.append("folds: " + kinds.joined(separator: ", "))
         }
         let keyWidth = max(3, tensors.map(\.key.count).max() ?? 0)
-        func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
-        func padLeft(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
+        let pad = leftAligned, padLeft = rightAligned
         lines.append(pad("key", keyWidth) + "  storage  " + pad("shape", 16) + padLeft("bytes", 11) + padLeft("SQNR dB", 10) + padLeft("max abs err", 13)
                      + padLeft("rounding", 10) + padLeft("sensitivity", 13))
         for t in tensors {

@@ -13,3 +13,13 @@ public func grouped(_ n: Int) -> String {
 public func shapeText(_ shape: [Int]) -> String {
     "[" + shape.map(String.init).joined(separator: ", ") + "]"
 }
+
+/// `s` followed by spaces up to `width` characters (never cut): a left-aligned table cell.
+public func leftAligned(_ s: String, _ width: Int) -> String {
+    s.count >= width ? s : s + String(repeating: " ", count: width - s.count)
+}
+
+/// Spaces then `s`, `width` characters in all (never cut): a right-aligned table cell.
+public func rightAligned(_ s: String, _ width: Int) -> String {
+    s.count >= width ? s : String(repeating: " ", count: width - s.count) + s
+}

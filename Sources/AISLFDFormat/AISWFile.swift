@@ -21,7 +21,7 @@ public struct AISWTensorEntry: Sendable, Equatable {
     public var elementCount: Int { byteCount / storage.byteSize }
 }
 
-/// An `.aisw` file, memory-mapped. fp32 tensors are used in place (no copy); the views stay
+/// An `.aisw` file, memory-mapped. Tensor bytes are read from the mapping (`rawData` is a view into it); views stay
 /// valid while this object lives. Opening checks the header, metadata and table completely,
 /// and by default every tensor checksum too (`verifyData`).
 ///
@@ -52,9 +52,6 @@ public final class AISWFile: @unchecked Sendable {
         }
     }
 
-    /// The whole file as mapped (zero-copy views point inside it).
-    public var mappedBytes: UnsafeRawBufferPointer { mapping.bytes }
-
     public func entry(_ key: String) -> AISWTensorEntry? {
         index[key].map { tensors[$0] }
     }
@@ -63,22 +60,6 @@ public final class AISWFile: @unchecked Sendable {
     public func rawData(_ key: String) throws -> UnsafeRawBufferPointer {
         let e = try entryOrThrow(key)
         return UnsafeRawBufferPointer(rebasing: mapping.bytes[e.dataOffset..<(e.dataOffset + e.byteCount)])
-    }
-
-    /// An fp32 tensor's values in place, no copy; valid while this object lives.
-    public func float32View(_ key: String) throws -> UnsafeBufferPointer<Float> {
-        let e = try entryOrThrow(key)
-        guard e.storage == .fp32 else { throw fail(.wrongStorage(key: key, storage: e.storage, expected: .fp32)) }
-        // The file is little-endian; on a big-endian host the floats would need swapping.
-        guard 1.littleEndian == 1 else { throw fail(.bigEndianHost) }
-        let raw = try rawData(key)
-        guard let base = raw.baseAddress else { return UnsafeBufferPointer(start: nil, count: 0) }
-        // Offsets are multiples of 64 and the mapping is page-aligned, so this is aligned.
-        return UnsafeBufferPointer(start: base.assumingMemoryBound(to: Float.self), count: e.elementCount)
-    }
-
-    public func withFloat32<R>(_ key: String, _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
-        try withExtendedLifetime(self) { try body(float32View(key)) }
     }
 
     /// Any tensor's values as float32: fp32 copied, fp16 widened exactly, int8 as

@@ -110,9 +110,7 @@ public enum AISWError: Error, Equatable, CustomStringConvertible, Sendable {
     case nonZeroPadding(offset: Int)
     case invalidScale(key: String, channel: Int, value: Float)
     case noSuchTensor(String)
-    case wrongStorage(key: String, storage: AISWStorage, expected: AISWStorage)
     case sameFileAsInput(input: String)
-    case bigEndianHost
 
     public var description: String {
         switch self {
@@ -141,9 +139,7 @@ public enum AISWError: Error, Equatable, CustomStringConvertible, Sendable {
         case .nonZeroPadding(let offset): return "padding byte at offset \(offset) is not zero"
         case .invalidScale(let key, let channel, let value): return "tensor \(key): scale of channel \(channel) is \(value), must be finite and >= 0"
         case .noSuchTensor(let key): return "no tensor \(key)"
-        case .wrongStorage(let key, let storage, let expected): return "tensor \(key) is stored as \(storage.rawValue), not \(expected.rawValue)"
         case .sameFileAsInput(let input): return "output is the same file as the input \(input); refusing to overwrite it"
-        case .bigEndianHost: return "fp32 data cannot be used in place on a big-endian host; use floats(_:)"
         }
     }
 }

@@ -70,8 +70,6 @@ public struct LayerInput: Equatable, Sendable {
     public var isImage: Bool { layer == nil }
     public var reluBetween: Bool { between.contains(.relu) }
     public var poolBetween: Bool { between.contains(.avgPool2x2) }
-    public var resizeBetween: Bool { between.contains(.resizeBilinear) }
-    public var normalizeBetween: Bool { between.contains(.l2Normalize) }
     /// Nothing at all between: the producer's output is this layer's input as is.
     public var isDirect: Bool { between.isEmpty }
 }

@@ -68,11 +68,7 @@ public struct ValidationReport: Codable, Equatable, Sendable {
     }
 
     /// The `--json` document: pretty-printed, keys sorted.
-    public func jsonText() throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(self), as: UTF8.self)
-    }
+    public func jsonText() throws -> String { try prettyJSON(self) }
 
     /// One line per problem (prefixed with the file when known), the notes,
     /// then a summary line.

@@ -1,3 +1,4 @@
+import AISLFDCore
 import Foundation
 
 extension VerificationReport {
@@ -35,7 +36,8 @@ extension VerificationReport {
             + verdict + (c.criterion.map { " (\($0))" } ?? "")
     }
 
-    static func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
+    /// A cell of `n` columns that always keeps one space before the next.
+    static func pad(_ s: String, _ n: Int) -> String { leftAligned(s, n - 1) + " " }
     static func sci(_ x: Double) -> String { x.isFinite ? String(format: "%.3e", x) : "\(x)" }
     static func fixed(_ x: Double) -> String { String(format: "%.7f", x) }
 }

@@ -209,7 +209,6 @@ enum HDF5Calls {
         try check(H5Dread(dataset, type, allSelection, allSelection, defaultList, buffer.baseAddress), "H5Dread")
     }
 
-    static func closeDataset(_ id: hid_t) { _ = H5Dclose(id) }
 
     // MARK: Dataspaces
 
