@@ -1,3 +1,4 @@
+
 /// Exit statuses of every command (interfaces.md).
 public enum ExitStatus: Int32, Sendable {
     case success = 0
@@ -20,7 +21,8 @@ public struct FileError: Error, CustomStringConvertible {
         self.status = status
     }
 
-    public var description: String { "\(path): \(String(describing: problem))" }
+    /// `path: problem` on one line (a path with control characters shows them escaped).
+    public var description: String { "\(echoed(path, limit: 4096)): \(String(describing: problem))" }
 }
 
 /// Runs `body`; an error that is not already a `FileError` becomes a problem of `path`

@@ -16,6 +16,10 @@ public enum FileSystemError: Error, Equatable, CustomStringConvertible, Sendable
     /// A system call of a write failed: which one, and the system's reason.
     case writeFailed(call: String, reason: String)
     case cannotMap(String)
+    /// An output path names a file the command reads (after following links).
+    case wouldOverwriteInput(String)
+    /// Two outputs of one command name the same file.
+    case sameAsOtherOutput(String)
 
     public var description: String {
         switch self {
@@ -26,6 +30,9 @@ public enum FileSystemError: Error, Equatable, CustomStringConvertible, Sendable
         case .changedWhileReading: return "file changed size while being read"
         case .writeFailed(let call, let reason): return "\(call) failed: \(reason)"
         case .cannotMap(let reason): return "cannot map the file: \(reason)"
+        case .wouldOverwriteInput(let input):
+            return "output is the same file as the input \(echoed(input, limit: 1000)); refusing to overwrite it"
+        case .sameAsOtherOutput(let other): return "output is the same file as the output \(echoed(other, limit: 1000))"
         }
     }
 }
@@ -65,6 +72,58 @@ public enum FileSystem {
         var st = stat()
         guard stat(path, &st) == 0 else { return nil }
         return Identity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+    }
+
+    /// Refuses, before a command does any work, an output that is one of its inputs (same
+    /// device and inode after following links, so links and hard links count) or the same file
+    /// as another output: a `FileError` naming the output, exit status 2.
+    public static func refuseOverwriting(outputs: [String], inputs: [String]) throws {
+        var inputFiles: [Identity: String] = [:]
+        for input in inputs {
+            if let id = identity(of: input), inputFiles[id] == nil { inputFiles[id] = input }
+        }
+        // An output not written yet is known by its folder and name.
+        enum Target: Hashable { case file(Identity), new(folder: Identity?, name: String) }
+        var outputFiles: [Target: String] = [:]
+        for output in outputs {
+            let target: Target
+            if let id = identity(of: output) {
+                if let input = inputFiles[id] { throw FileError(path: output, problem: FileSystemError.wouldOverwriteInput(input)) }
+                target = .file(id)
+            } else {
+                let slash = output.lastIndex(of: "/")
+                let folder = slash.map { String(output[...$0]) } ?? "."
+                target = .new(folder: identity(of: folder), name: slash.map { String(output[output.index(after: $0)...]) } ?? output)
+            }
+            if let other = outputFiles[target] { throw FileError(path: output, problem: FileSystemError.sameAsOtherOutput(other)) }
+            outputFiles[target] = output
+        }
+    }
+
+    /// Writes every file or none: each goes to a temporary file beside its destination and is
+    /// flushed to disk, and only when all are complete are they renamed into place. A failure
+    /// before that removes every temporary and leaves every destination untouched; the error
+    /// names the file that failed.
+    public static func writeAtomically(_ files: [(path: String, bytes: [UInt8])]) throws {
+        var pending: [(file: PendingFile, path: String)] = []
+        func discardAll() { for p in pending { p.file.discard() } }
+        for (path, bytes) in files {
+            do {
+                let file = try PendingFile(beside: path)
+                pending.append((file, path))
+                try file.append(bytes)
+                try file.flush()
+            } catch {
+                discardAll()
+                throw FileError(path: path, problem: error)
+            }
+        }
+        for (i, p) in pending.enumerated() {
+            do { try p.file.commit(to: p.path) } catch {
+                for later in pending[(i + 1)...] { later.file.discard() }
+                throw FileError(path: p.path, problem: error)
+            }
+        }
     }
 
     /// Writes `bytes` so that `path` either keeps its old content or gets all of the new one.
@@ -129,11 +188,17 @@ public enum FileSystem {
             }
         }
 
-        func commit(to destination: String) throws {
+        /// Flushes the data to disk and closes the file; `commit` then only renames.
+        func flush() throws {
+            guard fd >= 0 else { return }
             guard fsync(fd) == 0 else { throw FileSystemError.writeFailed(call: "fsync", reason: FileSystem.reason(errno)) }
             let closed = close(fd)
             fd = -1
             guard closed == 0 else { throw FileSystemError.writeFailed(call: "close", reason: FileSystem.reason(errno)) }
+        }
+
+        func commit(to destination: String) throws {
+            try flush()
             guard rename(path, destination) == 0 else { throw FileSystemError.writeFailed(call: "rename", reason: FileSystem.reason(errno)) }
             // Make the rename itself durable; a folder that cannot be synced is not an error.
             let dir = open(folder, O_RDONLY | O_CLOEXEC)

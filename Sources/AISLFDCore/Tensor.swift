@@ -54,6 +54,29 @@ public struct NamedTensor: Sendable, Equatable {
         }
     }
 
+    /// The values of an integer or bool tensor, exactly (uint64 values past Int64.max become
+    /// Int64.max); empty for a floating-point one.
+    public func integers() -> [Int64] {
+        let n = elementCount
+        return data.withUnsafeBytes { raw -> [Int64] in
+            func load<T: FixedWidthInteger>(_: T.Type, _ i: Int) -> T {
+                T(littleEndian: raw.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self))
+            }
+            switch dtype {
+            case .float16, .bfloat16, .float32, .float64: return []
+            case .bool: return (0..<n).map { raw[$0] != 0 ? 1 : 0 }
+            case .int8: return (0..<n).map { Int64(Int8(bitPattern: raw[$0])) }
+            case .uint8: return (0..<n).map { Int64(raw[$0]) }
+            case .int16: return (0..<n).map { Int64(load(Int16.self, $0)) }
+            case .uint16: return (0..<n).map { Int64(load(UInt16.self, $0)) }
+            case .int32: return (0..<n).map { Int64(load(Int32.self, $0)) }
+            case .uint32: return (0..<n).map { Int64(load(UInt32.self, $0)) }
+            case .int64: return (0..<n).map { load(Int64.self, $0) }
+            case .uint64: return (0..<n).map { Int64(clamping: load(UInt64.self, $0)) }
+            }
+        }
+    }
+
     /// Counts of NaN and infinite values; zero for integer tensors.
     public func nonFiniteCounts() -> (nan: Int, inf: Int) {
         guard dtype.isFloatingPoint else { return (0, 0) }
@@ -82,12 +105,18 @@ public struct WeightsContents: Sendable {
     public var tensors: [NamedTensor]
     public var metadata: [String: String]
     public var notes: [String]
+    /// Key prefixes (without their final '.') that are nested dicts or groups in the file, in
+    /// file order: `model_state_dict`, `ema`, `state_dict` of a training checkpoint, HDF5
+    /// groups. Where a state_dict may sit; empty for flat formats.
+    public var containers: [String]
 
-    public init(format: String, tensors: [NamedTensor], metadata: [String: String] = [:], notes: [String] = []) {
+    public init(format: String, tensors: [NamedTensor], metadata: [String: String] = [:], notes: [String] = [],
+                containers: [String] = []) {
         self.format = format
         self.tensors = tensors
         self.metadata = metadata
         self.notes = notes
+        self.containers = containers
     }
 
     public subscript(key: String) -> NamedTensor? { tensors.first { $0.key == key } }
