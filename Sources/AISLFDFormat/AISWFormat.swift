@@ -119,26 +119,26 @@ public enum AISWError: Error, Equatable, CustomStringConvertible, Sendable {
         case .unsupportedVersion(let v): return "unsupported .aisw version \(v) (this reader knows version \(AISWFormat.version))"
         case .truncated(let needed, let actual): return "truncated: needs \(needed) bytes, file has \(actual)"
         case .trailingBytes(let expected, let actual): return "file has \(actual) bytes, the header says \(expected): trailing bytes"
-        case .invalidHeader(let s): return "invalid header: \(s)"
+        case .invalidHeader(let s): return "invalid header: \(echoed(s, limit: 300))"
         case .headerChecksumMismatch(let stored, let computed):
             return "header checksum mismatch (stored \(hex(stored)), computed \(hex(computed))): header, metadata or tensor table is corrupt"
         case .limitExceeded(let what, let value, let limit): return "\(what) \(value) exceeds the limit \(limit)"
-        case .invalidMetadata(let s): return "invalid metadata: \(s)"
-        case .invalidTable(let s): return "invalid tensor table: \(s)"
-        case .invalidEntry(let index, let problem): return "tensor table entry \(index): \(problem)"
-        case .invalidTensor(let key, let problem): return "tensor \(key): \(problem)"
-        case .duplicateKey(let key): return "tensor \(key): key appears more than once"
+        case .invalidMetadata(let s): return "invalid metadata: \(echoed(s, limit: 300))"
+        case .invalidTable(let s): return "invalid tensor table: \(echoed(s, limit: 300))"
+        case .invalidEntry(let index, let problem): return "tensor table entry \(index): \(echoed(problem, limit: 300))"
+        case .invalidTensor(let key, let problem): return "tensor \(echoed(key)): \(echoed(problem, limit: 300))"
+        case .duplicateKey(let key): return "tensor \(echoed(key)): key appears more than once"
         case .outOfBounds(let key, let region, let offset, let length, let fileLength):
-            return "tensor \(key): \(region) at offset \(offset) with length \(length) lies outside the data section (file length \(fileLength))"
+            return "tensor \(echoed(key)): \(region) at offset \(offset) with length \(length) lies outside the data section (file length \(fileLength))"
         case .misaligned(let key, let region, let offset):
-            return "tensor \(key): \(region) offset \(offset) is not a multiple of \(AISWFormat.alignment)"
+            return "tensor \(echoed(key)): \(region) offset \(offset) is not a multiple of \(AISWFormat.alignment)"
         case .overlapping(let key, let region, let offset, let previousEnd):
-            return "tensor \(key): \(region) at offset \(offset) starts before the end of the previous region (\(previousEnd))"
+            return "tensor \(echoed(key)): \(region) at offset \(offset) starts before the end of the previous region (\(previousEnd))"
         case .checksumMismatch(let key, let region, let stored, let computed):
-            return "tensor \(key): \(region) checksum mismatch (stored \(hex(stored)), computed \(hex(computed))): data is corrupt"
+            return "tensor \(echoed(key)): \(region) checksum mismatch (stored \(hex(stored)), computed \(hex(computed))): data is corrupt"
         case .nonZeroPadding(let offset): return "padding byte at offset \(offset) is not zero"
-        case .invalidScale(let key, let channel, let value): return "tensor \(key): scale of channel \(channel) is \(value), must be finite and >= 0"
-        case .noSuchTensor(let key): return "no tensor \(key)"
+        case .invalidScale(let key, let channel, let value): return "tensor \(echoed(key)): scale of channel \(channel) is \(value), must be finite and >= 0"
+        case .noSuchTensor(let key): return "no tensor \(echoed(key))"
         case .sameFileAsInput(let input): return "output is the same file as the input \(input); refusing to overwrite it"
         }
     }

@@ -1,3 +1,5 @@
+import AISLFDCore
+
 /// A rename that would make a file's names match an architecture: a common
 /// prefix to remove (`model.`, `net.`) or to add (a sub-module saved alone).
 public struct PrefixHint: Codable, Equatable, Sendable {
@@ -24,8 +26,8 @@ public struct PrefixHint: Codable, Equatable, Sendable {
 
     public var description: String {
         switch change {
-        case .strip: return "remove the prefix \"\(prefix)\" from \(count) keys (\(exampleFound) -> \(exampleExpected))"
-        case .add: return "add the prefix \"\(prefix)\" to \(count) keys (\(exampleFound) -> \(exampleExpected))"
+        case .strip: return "remove the prefix \"\(echoed(prefix))\" from \(count) keys (\(echoed(exampleFound)) -> \(exampleExpected))"
+        case .add: return "add the prefix \"\(prefix)\" to \(count) keys (\(echoed(exampleFound)) -> \(exampleExpected))"
         }
     }
 

@@ -11,19 +11,41 @@ public enum ProblemKind: String, Codable, Sendable {
     case prefix
 }
 
+/// What a problem expected or found: a shape (JSON: an array of integers) or a text (a
+/// dtype class, a key).
+public enum ProblemDetail: Codable, Equatable, Sendable, ExpressibleByStringLiteral {
+    case shape([Int])
+    case text(String)
+
+    public init(stringLiteral value: String) { self = .text(value) }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let shape = try? c.decode([Int].self) { self = .shape(shape) } else { self = .text(try c.decode(String.self)) }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .shape(let shape): try c.encode(shape)
+        case .text(let text): try c.encode(text)
+        }
+    }
+}
+
 public struct Problem: Codable, Equatable, Sendable {
     public let kind: ProblemKind
     /// The tensor's key; for `prefix`, the prefix.
     public let key: String
     /// One line naming the tensor and the problem.
     public let message: String
-    public let expected: String?
-    public let found: String?
+    public let expected: ProblemDetail?
+    public let found: ProblemDetail?
     /// nonfinite: NaN and infinite values; negative_variance: negative values;
     /// prefix: keys the rename explains.
     public let count: Int?
 
-    public init(kind: ProblemKind, key: String, message: String, expected: String? = nil, found: String? = nil, count: Int? = nil) {
+    public init(kind: ProblemKind, key: String, message: String, expected: ProblemDetail? = nil, found: ProblemDetail? = nil, count: Int? = nil) {
         self.kind = kind
         self.key = key
         self.message = message
@@ -102,14 +124,14 @@ public enum Validator {
         var unexpected: [Problem] = []
         for (i, tensor) in contents.tensors.enumerated() {
             if firstIndex[tensor.key] != nil {
-                unexpected.append(Problem(kind: .unexpected, key: tensor.key, message: "\(tensor.key): appears more than once"))
+                unexpected.append(Problem(kind: .unexpected, key: tensor.key, message: "\(echoed(tensor.key)): appears more than once"))
                 continue
             }
             firstIndex[tensor.key] = i
             if schema.tensor(tensor.key) == nil {
                 unexpected.append(Problem(kind: .unexpected, key: tensor.key,
-                                          message: "\(tensor.key): not a tensor of \(arch) (\(tensor.dtype.rawValue) \(shapeText(tensor.shape)))",
-                                          found: shapeText(tensor.shape)))
+                                          message: "\(echoed(tensor.key)): not a tensor of \(arch) (\(tensor.dtype.rawValue) \(shapeText(tensor.shape)))",
+                                          found: .shape(tensor.shape)))
             }
         }
 
@@ -117,7 +139,7 @@ public enum Validator {
         let missing = absent.filter { !$0.optional }.map { spec in
             Problem(kind: .missing, key: spec.key,
                     message: "\(spec.key): missing (\(spec.role.rawValue), shape \(shapeText(spec.shape)))",
-                    expected: shapeText(spec.shape))
+                    expected: .shape(spec.shape))
         }
         let absentOptional = absent.filter(\.optional)
         if !absentOptional.isEmpty {
@@ -130,8 +152,9 @@ public enum Validator {
                                       wanted: Set(absent.map(\.key)), architecture: arch),
            hint.count * 2 >= missing.count {
             problems.append(Problem(kind: .prefix, key: hint.prefix,
-                                    message: "names differ from \(arch) only by a prefix: \(hint.description)",
-                                    expected: hint.exampleExpected, found: hint.exampleFound, count: hint.count))
+                                    message: "names differ from \(arch) only by a prefix: \(hint.description)"
+                                        + (hint.change == .strip ? " (--strip-prefix \(echoed(hint.prefix)))" : ""),
+                                    expected: .text(hint.exampleExpected), found: .text(hint.exampleFound), count: hint.count))
         }
         problems += missing
         problems += unexpected
@@ -167,7 +190,7 @@ public enum Validator {
         if tensor.shape != spec.shape {
             problems.append(Problem(kind: .shape, key: key,
                                     message: "\(key): shape \(shapeText(spec.shape)) expected, found \(shapeText(tensor.shape))",
-                                    expected: shapeText(spec.shape), found: shapeText(tensor.shape)))
+                                    expected: .shape(spec.shape), found: .shape(tensor.shape)))
         }
         if !spec.dtypeClass.accepts(tensor.dtype) {
             let message: String
@@ -176,7 +199,7 @@ public enum Validator {
             case .integer: message = "\(key): dtype \(tensor.dtype.rawValue) found, an integer type expected (\(spec.role.rawValue))"
             }
             problems.append(Problem(kind: .dtype, key: key, message: message,
-                                    expected: spec.dtypeClass.rawValue, found: tensor.dtype.rawValue))
+                                    expected: .text(spec.dtypeClass.rawValue), found: .text(tensor.dtype.rawValue)))
         }
         if tensor.dtype.isFloatingPoint {
             let (nan, inf) = tensor.nonFiniteCounts()

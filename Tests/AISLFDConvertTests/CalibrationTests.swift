@@ -20,8 +20,9 @@ final class CalibrationTests: XCTestCase {
 
     /// A committed sample and its schema.
     static func sample(_ file: String) throws -> (ArchitectureSchema, WeightsContents) {
-        let contents = try WeightsReader.read(path: Fixtures.repoPath("Weights/" + file))
-        return (try SchemaLibrary.load(id: try XCTUnwrap(samples[file], file)), contents)
+        let arch = try XCTUnwrap(samples[file], file)
+        let contents = Fixtures.sampleStateDict(try WeightsReader.read(path: Fixtures.repoPath("Weights/" + file)), arch: arch)
+        return (try SchemaLibrary.load(id: arch), contents)
     }
 
     private func sample(_ file: String) throws -> (ArchitectureSchema, WeightsContents) { try Self.sample(file) }

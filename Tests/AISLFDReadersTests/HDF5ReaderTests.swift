@@ -74,6 +74,26 @@ final class HDF5ReaderTests: XCTestCase {
                               "conv_illum_var_rot_var_1.weight", "vlad_rot_var_illum_var.centroids"])
     }
 
+    /// Groups are the file's containers (where a checkpoint's state_dict may sit).
+    func testGroupsAreListedAsContainers() throws {
+        let nested = try HDF5Reader.read(path: Fixtures.path("hdf5/nested.h5"))
+        XCTAssertEqual(nested.containers, ["_backbone", "_backbone._bn1_1", "_backbone._conv1_1", "conv_illum_var_rot_var_1",
+                                           "vlad_rot_var_illum_var"])
+        let checkpoint = try HDF5Reader.read(path: Fixtures.path("hdf5/training/model_state_dict.h5"))
+        XCTAssertEqual(checkpoint.containers, ["model_state_dict", "optimizer_state_dict"])
+        XCTAssertEqual(checkpoint.tensors.count, 105)
+    }
+
+    /// An LZF dataset (h5py's filter, absent from libhdf5) names the filter, read here or in isolation.
+    func testAnUnavailableFilterIsNamed() throws {
+        let path = Fixtures.path("hdf5/training/lzf.h5")
+        for isolation in [nil, HDF5Isolation(executable: try Fixtures.builtExecutable("aislfd-inspect").path)] {
+            guard let (message, problem) = expectFailure(path, as: HDF5Error.self, { _ = try HDF5Reader.read(path: path, isolation: isolation) }) else { continue }
+            XCTAssertEqual(problem, .unavailableFilter(tensor: "conv.weight", filter: "LZF"))
+            XCTAssertTrue(message.contains("filter LZF is not available in libhdf5"), message)
+        }
+    }
+
     func testTrackedCreationOrderIsKept() throws {
         let keys = try HDF5Reader.read(path: Fixtures.path("hdf5/creation_order.h5")).tensors.map(\.key)
         XCTAssertEqual(keys, ["z.weight", "a.weight", "m.bias", "b.running_mean", "b.num_batches_tracked",

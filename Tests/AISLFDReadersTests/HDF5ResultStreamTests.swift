@@ -13,18 +13,21 @@ final class HDF5ResultStreamTests: XCTestCase {
     /// One float32 tensor "w" of shape [2], no metadata or notes. Its layout:
     /// 0 "H5RS", 4 tensor tag, 5 key length, 13 "w", 14 dtype length, 22 "float32",
     /// 29 rank, 33 dim, 41 byte count, 49 data, 57 end tag, 58 metadata count,
-    /// 66 note count, 74 "DONE".
+    /// 66 note count, 74 group count, 82 "DONE".
     let small = WeightsContents(format: "hdf5", tensors: [NamedTensor(key: "w", shape: [2], floats: [1.5, -2])])
 
     func testContentsAndErrorsRoundTripExactly() throws {
         let dtypes = try HDF5Reader.read(path: Fixtures.path("hdf5/dtypes.h5"))
         let heap = try HDF5Reader.read(path: Fixtures.path("hdf5/heap_address.h5"))
         XCTAssertFalse(heap.notes.isEmpty)
-        for contents in [dtypes, heap, small, WeightsContents(format: "hdf5", tensors: [])] {
+        let groups = try HDF5Reader.read(path: Fixtures.path("hdf5/training/model_state_dict.h5"))
+        XCTAssertEqual(groups.containers, ["model_state_dict", "optimizer_state_dict"])
+        for contents in [dtypes, heap, groups, small, WeightsContents(format: "hdf5", tensors: [])] {
             let back = try decode(encode(.success(contents))).get()
             XCTAssertEqual(back.tensors, contents.tensors)
             XCTAssertEqual(back.metadata, contents.metadata)
             XCTAssertEqual(back.notes, contents.notes)
+            XCTAssertEqual(back.containers, contents.containers)
             XCTAssertEqual(back.format, "hdf5")
         }
         let errors: [HDF5Error] = [
@@ -47,7 +50,7 @@ final class HDF5ResultStreamTests: XCTestCase {
 
     func testEveryTruncationEndsEarly() throws {
         let whole = try encode(.success(small))
-        XCTAssertEqual(whole.count, 78)
+        XCTAssertEqual(whole.count, 86)
         for cut in 0..<whole.count {
             XCTAssertThrowsError(try decode(Array(whole.prefix(cut))), "cut at \(cut)") {
                 XCTAssertEqual($0 as? HDF5ResultStream.Problem, .endedEarly, "cut at \(cut)")

@@ -134,4 +134,17 @@ final class NPZReaderTests: XCTestCase {
         guard let (message, _) = expectFailure(path, as: FileSystemError.self, { _ = try NPZReader.read(path: path) }) else { return }
         XCTAssertTrue(message.contains("No such file"), message)
     }
+
+    /// Names from the file stay one escaped line in messages and notes: an entry name with a
+    /// newline, an ignored entry with a bell (`expectFailure` checks the line count).
+    func testNamesWithControlCharactersAreEscaped() throws {
+        let path = Fixtures.path("npz/bad_entry_newline.npz")
+        if let (_, message) = expectFileError(NPZError.self, path: path, { _ = try NPZReader.read(path: path) }) {
+            XCTAssertTrue(message.contains("tensor 'conv\\nweight' (entry 'conv\\nweight.npy')"), message)
+        }
+        let bell = try NPZReader.read(path: Fixtures.path("npz/bad_duplicate_bell.npz"))
+        XCTAssertEqual(bell.notes, ["ignored entries that are not .npy arrays: w\\x07"])
+        let dtype = Fixtures.path("npz/bad_header_newline_dtype.npy")
+        _ = expectFileError(NPYError.self, path: dtype) { _ = try NPYReader.read(path: dtype) }
+    }
 }

@@ -19,7 +19,8 @@ final class SIMDLevelParityTests: XCTestCase {
 
     static func readWeights(_ arch: String) throws -> ModelWeights {
         let file = try XCTUnwrap(Fixtures.sampleFiles[arch])
-        return ModelWeights(architecture: Architecture(rawValue: arch)!, contents: try WeightsReader.read(path: Fixtures.repoPath("Weights/\(file)")))
+        let contents = Fixtures.sampleStateDict(try WeightsReader.read(path: Fixtures.repoPath("Weights/\(file)")), arch: arch)
+        return ModelWeights(architecture: Architecture(rawValue: arch)!, contents: contents)
     }
 
     func testAgainstPyTorchReferences() throws {

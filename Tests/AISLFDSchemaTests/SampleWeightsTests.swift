@@ -7,12 +7,25 @@ import XCTest
 
 /// The bundled samples (Weights/, made by tools/make_samples.py) read through the
 /// content-sniffing dispatcher bit for bit as the exporter's manifest says, and
-/// validate as the architecture they were made for.
+/// validate as the architecture they were made for. The .pth sample is a training
+/// checkpoint: its state_dict sits under `model_state_dict` (the commands find it there:
+/// AISLFDInputsTests).
 final class SampleWeightsTests: XCTestCase {
     static let samples = [
-        ("lisrd.h5", "lisrd", "hdf5"), ("aislfd-a.pth", "aislfd-a", "pytorch"),
-        ("aislfd-b.npz", "aislfd-b", "npz"), ("aislfd-c.safetensors", "aislfd-c", "safetensors"),
+        ("lisrd.h5", "lisrd", "hdf5", ""), ("aislfd-a.pth", "aislfd-a", "pytorch", "model_state_dict."),
+        ("aislfd-b.npz", "aislfd-b", "npz", ""), ("aislfd-c.safetensors", "aislfd-c", "safetensors", ""),
     ]
+
+    /// The sample's state_dict, under its own names.
+    static func stateDict(_ path: String, under entry: String) throws -> WeightsContents {
+        var contents = try WeightsReader.read(path: path)
+        contents.tensors = contents.tensors.filter { $0.key.hasPrefix(entry) }.map { t in
+            var t = t
+            t.key = String(t.key.dropFirst(entry.count))
+            return t
+        }
+        return contents
+    }
 
     struct Manifest: Decodable {
         struct Tensor: Decodable { var key: String; var dtype: String; var shape: [Int]; var sha256: String }
@@ -27,9 +40,10 @@ final class SampleWeightsTests: XCTestCase {
     }
 
     func testSamplesReadBitIdenticalToManifest() throws {
-        for (file, arch, format) in Self.samples {
+        for (file, arch, format, entry) in Self.samples {
             let path = Fixtures.repoPath("Weights/\(file)")
-            let contents = try WeightsReader.read(path: path)
+            let contents = try Self.stateDict(path, under: entry)
+            XCTAssertEqual(try WeightsReader.read(path: path).tensors.count, contents.tensors.count, "\(file): only the state_dict's tensors")
             XCTAssertEqual(contents.format, format, file)
             let expected = try manifest(file)
             XCTAssertEqual(expected.arch, arch)
@@ -44,9 +58,9 @@ final class SampleWeightsTests: XCTestCase {
     }
 
     func testSamplesValidateAsTheirArchitecture() throws {
-        for (file, arch, _) in Self.samples {
+        for (file, arch, _, entry) in Self.samples {
             let path = Fixtures.repoPath("Weights/\(file)")
-            let report = try Validator.check(WeightsReader.read(path: path), file: path)
+            let report = try Validator.check(Self.stateDict(path, under: entry), file: path)
             XCTAssertEqual(report.architecture, arch, file)
             XCTAssertTrue(report.detected)
             XCTAssertTrue(report.valid, report.humanReadable)

@@ -25,7 +25,7 @@ final class ParityTests: XCTestCase {
     static func referencePath(_ arch: String) -> String { Fixtures.path("reference/\(arch).npz") }
 
     func conversion(_ arch: String, _ options: ConversionOptions) throws -> Conversion {
-        let contents = try WeightsReader.read(path: Self.samplePath(arch))
+        let contents = Fixtures.sampleStateDict(try WeightsReader.read(path: Self.samplePath(arch)), arch: arch)
         let source = AISWMetadata.Source(fileName: Self.samples[arch]!, sha256: String(repeating: "0", count: 64), format: contents.format, byteCount: 0)
         return try Converter.convert(contents, schema: SchemaLibrary.load(id: arch), source: source, options: options)
     }

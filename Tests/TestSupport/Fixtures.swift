@@ -1,3 +1,4 @@
+import AISLFDCore
 import Foundation
 
 /// Locates committed test files from the repository root, so tests run the
@@ -12,6 +13,23 @@ public enum Fixtures {
     /// The committed sample checkpoint of each architecture, under Weights/ (one format each).
     public static let sampleFiles = ["lisrd": "lisrd.h5", "aislfd-a": "aislfd-a.pth", "aislfd-b": "aislfd-b.npz",
                                      "aislfd-c": "aislfd-c.safetensors"]
+
+    /// Where a sample keeps its state_dict when not at the top: aislfd-a.pth is a training
+    /// checkpoint (iteration, model and optimizer state). The commands find it there on their
+    /// own (AISLFDInputsTests checks that they find exactly this).
+    public static let sampleEntries = ["aislfd-a": "model_state_dict."]
+
+    /// A sample's state_dict under its own names, as a reader of the file gives it.
+    public static func sampleStateDict(_ contents: WeightsContents, arch: String) -> WeightsContents {
+        guard let entry = sampleEntries[arch] else { return contents }
+        var c = contents
+        c.tensors = contents.tensors.filter { $0.key.hasPrefix(entry) }.map { t in
+            var t = t
+            t.key = String(t.key.dropFirst(entry.count))
+            return t
+        }
+        return c
+    }
 
     public static let repoRoot: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent()  // TestSupport

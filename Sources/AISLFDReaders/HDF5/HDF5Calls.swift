@@ -203,6 +203,29 @@ enum HDF5Calls {
         return Array(dims.prefix(Int(min(rank, 32))))
     }
 
+    /// The filters of a chunked dataset's pipeline that this libhdf5 cannot run: each filter's
+    /// id and the name the file gives it.
+    static func unavailableFilters(_ creationList: hid_t) throws -> [(id: Int32, name: String)] {
+        let count = H5Pget_nfilters(creationList)
+        if count < 0 { throw failure("H5Pget_nfilters") }
+        var missing: [(id: Int32, name: String)] = []
+        for index in 0..<UInt32(count) {
+            var flags: UInt32 = 0
+            var valueCount = 0
+            var name = [CChar](repeating: 0, count: 64)
+            var config: UInt32 = 0
+            let id = H5Pget_filter2(creationList, index, &flags, &valueCount, nil, name.count, &name, &config)
+            if id < 0 { throw failure("H5Pget_filter2") }
+            let available = H5Zfilter_avail(id)
+            if available < 0 { throw failure("H5Zfilter_avail") }
+            if available == 0 {
+                let text = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                missing.append((id, text))
+            }
+        }
+        return missing
+    }
+
     /// Reads the whole dataset in its stored type (no conversion by libhdf5), so
     /// the bytes are exactly the file's; byte order is fixed by the caller.
     static func readRaw(_ dataset: hid_t, type: hid_t, into buffer: UnsafeMutableRawBufferPointer) throws {

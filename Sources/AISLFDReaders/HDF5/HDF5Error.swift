@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import AISLFDCore
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
@@ -32,6 +33,8 @@ public enum HDF5Error: Error, CustomStringConvertible, Equatable, Sendable, Coda
     case duplicateKey(tensor: String)
     /// Reading the dataset's values failed (corrupt chunk, missing filter, truncated data).
     case readFailed(tensor: String, reason: String)
+    /// The dataset is compressed with a filter this libhdf5 lacks (LZF, Blosc, ... are plugins).
+    case unavailableFilter(tensor: String, filter: String)
     /// The file holds more links than the reader visits.
     case tooManyLinks(limit: Int)
     /// libhdf5 crashed reading the file (in the isolated child process): the file is corrupt
@@ -46,30 +49,32 @@ public enum HDF5Error: Error, CustomStringConvertible, Equatable, Sendable, Coda
     public var description: String {
         switch self {
         case .cannotOpen(let reason):
-            return "not a readable HDF5 file (\(reason))"
+            return "not a readable HDF5 file (\(echoed(reason, limit: 300)))"
         case .corrupt(let tensor, let reason):
-            if let tensor { return "dataset '\(tensor)': corrupt HDF5 structure (\(reason))" }
-            return "corrupt HDF5 structure (\(reason))"
+            if let tensor { return "dataset '\(echoed(tensor))': corrupt HDF5 structure (\(echoed(reason, limit: 300)))" }
+            return "corrupt HDF5 structure (\(echoed(reason, limit: 300)))"
         case .unsupportedType(let tensor, let type):
-            return "dataset '\(tensor)': \(type) datasets are not supported (expected float, integer or bool numbers)"
+            return "dataset '\(echoed(tensor))': \(type) datasets are not supported (expected float, integer or bool numbers)"
         case .badBool(let tensor, let value):
-            return "dataset '\(tensor)': bool dataset holds the byte \(value), not 0 or 1"
+            return "dataset '\(echoed(tensor))': bool dataset holds the byte \(value), not 0 or 1"
         case .nullDataspace(let tensor):
-            return "dataset '\(tensor)': has a null dataspace (no value)"
+            return "dataset '\(echoed(tensor))': has a null dataspace (no value)"
         case .tooLarge(let tensor, let reason):
-            return "dataset '\(tensor)': too large: \(reason)"
+            return "dataset '\(echoed(tensor))': too large: \(reason)"
         case .outsideFile(let tensor, let reason):
-            return "dataset '\(tensor)': refusing to read outside this file: \(reason)"
+            return "dataset '\(echoed(tensor))': refusing to read outside this file: \(reason)"
         case .softLink(let tensor):
-            return "'\(tensor)' is a soft link; only hard links are read (soft links may loop or alias)"
+            return "'\(echoed(tensor))' is a soft link; only hard links are read (soft links may loop or alias)"
         case .linkLoop(let tensor):
-            return "'\(tensor)' leads to an object already reached by another path (hard-link loop or alias)"
+            return "'\(echoed(tensor))' leads to an object already reached by another path (hard-link loop or alias)"
         case .tooDeep(let tensor, let limit):
-            return "'\(tensor)': groups nested deeper than \(limit) levels"
+            return "'\(echoed(tensor))': groups nested deeper than \(limit) levels"
         case .duplicateKey(let tensor):
-            return "dataset '\(tensor)': two datasets give this state_dict key"
+            return "dataset '\(echoed(tensor))': two datasets give this state_dict key"
         case .readFailed(let tensor, let reason):
-            return "dataset '\(tensor)': cannot read the values (\(reason))"
+            return "dataset '\(echoed(tensor))': cannot read the values (\(echoed(reason, limit: 300)))"
+        case .unavailableFilter(let tensor, let filter):
+            return "dataset '\(echoed(tensor))': filter \(filter) is not available in libhdf5; re-save the file with gzip compression or none"
         case .tooManyLinks(let limit):
             return "more than \(limit) links in the file"
         case .libraryCrashed(let signal) where signal == SIGKILL:
@@ -81,6 +86,15 @@ public enum HDF5Error: Error, CustomStringConvertible, Equatable, Sendable, Coda
         case .isolationFailed(let reason):
             return "cannot read this file in a separate process: \(reason)"
         }
+    }
+
+    /// A filter as people know it: the registered name for the common plugins, else the
+    /// name the file stores and the id.
+    static func filterName(id: Int32, stored: String) -> String {
+        let known: [Int32: String] = [32000: "LZF", 32001: "Blosc", 32004: "LZ4", 307: "BZIP2", 32008: "bitshuffle",
+                                      32013: "ZFP", 32015: "Zstandard", 32017: "SZ", 32026: "Blosc2"]
+        if let name = known[id] { return name }
+        return (stored.isEmpty ? "" : "'\(echoed(stored, limit: 40))' ") + "(HDF5 filter id \(id))"
     }
 
     private static func signalName(_ signal: Int32) -> String {

@@ -187,7 +187,7 @@ extension HDF5Reader {
             let rest = try readContents(path: path) { tensor in
                 if !writer.send(tensor) { _exit(1) }  // the parent is gone
             }
-            sent = writer.finish(metadata: rest.metadata, notes: rest.notes)
+            sent = writer.finish(metadata: rest.metadata, notes: rest.notes, groups: rest.groups)
         } catch let error as HDF5Error {
             sent = writer.fail(error)
         } catch {

@@ -77,17 +77,25 @@ public enum HDF5Reader {
         var visited: Set<UInt64> = []
         var links = 0
         var notes: [String] = []
+        var groups: [String] = []
+    }
+
+    /// What follows the tensors: root attributes, notes and the groups' keys (containers).
+    struct Rest {
+        var metadata: [String: String]
+        var notes: [String]
+        var groups: [String]
     }
 
     static func readContents(path: String) throws -> WeightsContents {
         var tensors: [NamedTensor] = []
         let rest = try readContents(path: path) { tensors.append($0) }
-        return WeightsContents(format: "hdf5", tensors: tensors, metadata: rest.metadata, notes: rest.notes)
+        return WeightsContents(format: "hdf5", tensors: tensors, metadata: rest.metadata, notes: rest.notes, containers: rest.groups)
     }
 
     /// Hands each tensor to `each` as soon as it is read (the isolated reader sends it
-    /// on while the next is read), then returns the metadata and notes.
-    static func readContents(path: String, each: (NamedTensor) throws -> Void) throws -> (metadata: [String: String], notes: [String]) {
+    /// on while the next is read), then returns the rest.
+    static func readContents(path: String, each: (NamedTensor) throws -> Void) throws -> Rest {
         let fileSize = try regularFileSize(path)
         do {
             try HDF5Calls.prepareThread()
@@ -109,7 +117,7 @@ public enum HDF5Reader {
         walk.visited.insert(try structure(nil) { try HDF5Calls.objectAddress(root) })
         try readGroup(root, path: [], walk: &walk, each: each)
         let metadata = try rootMetadata(root, path: path, notes: &walk.notes)
-        return (metadata, walk.notes)
+        return Rest(metadata: metadata, notes: walk.notes, groups: walk.groups)
     }
 
     static func regularFileSize(_ path: String) throws -> Int {
@@ -156,14 +164,15 @@ public enum HDF5Reader {
                 switch HDF5Calls.kind(object) {
                 case .group:
                     guard components.count < maxDepth else { throw HDF5Error.tooDeep(tensor: key, limit: maxDepth) }
+                    walk.groups.append(key)
                     try readGroup(object, path: components, walk: &walk, each: each)
                 case .dataset:
                     guard walk.keys.insert(key).inserted else { throw HDF5Error.duplicateKey(tensor: key) }
                     try each(try readDataset(object, key: key, fileSize: walk.fileSize))
                 case .namedDatatype:
-                    walk.notes.append("skipped '\(key)': a named datatype, not a dataset")
+                    walk.notes.append("skipped '\(echoed(key))': a named datatype, not a dataset")
                 case .other:
-                    walk.notes.append("skipped '\(key)': neither a group nor a dataset")
+                    walk.notes.append("skipped '\(echoed(key))': neither a group nor a dataset")
                 }
             }
         }
@@ -256,6 +265,10 @@ public enum HDF5Reader {
             guard chunkDims.count == maxShape.count, zip(chunkDims, maxShape).allSatisfy({ $0 <= $1 }) else {
                 let maximum = maxShape.map { $0 == UInt64.max ? "unlimited" : String($0) }.joined(separator: ", ")
                 throw HDF5Error.corrupt(tensor: key, reason: "chunk shape \(chunkDims) does not fit the dataset's maximum shape [\(maximum)]")
+            }
+            // libhdf5 would fail later, naming its plugin folder instead of the filter.
+            if let filter = try structure(key, { try HDF5Calls.unavailableFilters(plist) }).first {
+                throw HDF5Error.unavailableFilter(tensor: key, filter: HDF5Error.filterName(id: filter.id, stored: filter.name))
             }
             let chunk = try sizes(chunkDims, key: key)
             guard let chunkBytes = try? Checked.mul(Checked.elementCount(chunk), elementSize), chunkBytes <= limit else {
@@ -364,14 +377,14 @@ public enum HDF5Reader {
             let name = try structure(nil) { try HDF5Calls.attributeName(attribute, maxLength: maxNameLength) }
             do {
                 if try HDF5Calls.isVariableString(attribute: attribute), let problem = variableStringProblem(name) {
-                    notes.append("skipped root attribute '\(name)': variable-length string that cannot be read safely (\(problem))")
+                    notes.append("skipped root attribute '\(echoed(name))': variable-length string that cannot be read safely (\(problem))")
                 } else if let value = try attributeString(attribute) {
                     metadata[name] = value
                 } else {
-                    notes.append("skipped root attribute '\(name)': unsupported type or size")
+                    notes.append("skipped root attribute '\(echoed(name))': unsupported type or size")
                 }
             } catch let failure as HDF5CallFailure {
-                throw HDF5Error.corrupt(tensor: nil, reason: "root attribute '\(name)': \(failure.description)")
+                throw HDF5Error.corrupt(tensor: nil, reason: "root attribute '\(echoed(name))': \(failure.description)")
             }
         }
         return metadata

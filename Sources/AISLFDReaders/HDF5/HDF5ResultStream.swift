@@ -13,7 +13,7 @@ import Foundation
 /// - 1, a tensor: key (string), dtype (string), rank (u32), dims (i64 each),
 ///   byte count (u64), bytes. Sent as soon as the reader has it.
 /// - 2, the end of the contents: metadata count (u64) and key/value strings,
-///   note count (u64) and strings; then "DONE".
+///   note count (u64) and strings, group count (u64) and keys; then "DONE".
 /// - 3, an error: the `HDF5Error` as JSON (string), then "DONE". Tensors sent before it are dropped.
 /// A string is its byte count (u64) and UTF-8 bytes.
 ///
@@ -52,7 +52,7 @@ public enum HDF5ResultStream {
         switch result {
         case .success(let contents):
             for tensor in contents.tensors where !writer.send(tensor) { return false }
-            return writer.finish(metadata: contents.metadata, notes: contents.notes)
+            return writer.finish(metadata: contents.metadata, notes: contents.notes, groups: contents.containers)
         case .failure(let error):
             return writer.fail(error)
         }
@@ -75,7 +75,7 @@ public enum HDF5ResultStream {
             return flush() && tensor.data.withUnsafeBytes { writeAll(fd, $0) }
         }
 
-        mutating func finish(metadata: [String: String], notes: [String]) -> Bool {
+        mutating func finish(metadata: [String: String], notes: [String], groups: [String]) -> Bool {
             append([contentsEndTag])
             append(UInt64(metadata.count))
             for (key, value) in metadata.sorted(by: { $0.key < $1.key }) {
@@ -84,6 +84,8 @@ public enum HDF5ResultStream {
             }
             append(UInt64(notes.count))
             for note in notes { append(string: note) }
+            append(UInt64(groups.count))
+            for group in groups { append(string: group) }
             append(trailer)
             return flush()
         }
@@ -159,8 +161,10 @@ public enum HDF5ResultStream {
                 }
                 var notes: [String] = []
                 for _ in 0..<(try reader.count()) { notes.append(try reader.string()) }
+                var groups: [String] = []
+                for _ in 0..<(try reader.count()) { groups.append(try reader.string()) }
                 try reader.expectTrailer()
-                return .success(WeightsContents(format: "hdf5", tensors: tensors, metadata: metadata, notes: notes))
+                return .success(WeightsContents(format: "hdf5", tensors: tensors, metadata: metadata, notes: notes, containers: groups))
             case errorTag:
                 let json = try reader.stringBytes()
                 guard let error = try? JSONDecoder().decode(HDF5Error.self, from: Data(json)) else {

@@ -19,12 +19,12 @@ public enum NPYError: Error, Equatable, CustomStringConvertible, Sendable {
         case .truncatedHeader(let needed, let available):
             return "truncated .npy header: needs \(needed) bytes, has \(available)"
         case .headerTooLarge(let n, let limit): return ".npy header of \(n) bytes exceeds the limit of \(limit)"
-        case .malformedHeader(let why): return "malformed .npy header: \(why)"
-        case .unsupportedDType(let descr): return "unsupported .npy dtype '\(descr)'"
-        case .badShape(let why): return "bad .npy shape: \(why)"
+        case .malformedHeader(let why): return "malformed .npy header: \(echoed(why, limit: 300))"
+        case .unsupportedDType(let descr): return "unsupported .npy dtype '\(echoed(descr, limit: 40))'"
+        case .badShape(let why): return "bad .npy shape: \(echoed(why, limit: 300))"
         case .dataSizeMismatch(let descr, let shape, let expected, let actual):
             let relation = actual < expected ? "shorter" : "longer"
-            return "data is \(actual) bytes but shape \(shape) of '\(descr)' needs \(expected) (\(relation) than the header says)"
+            return "data is \(actual) bytes but shape \(shape) of '\(echoed(descr, limit: 40))' needs \(expected) (\(relation) than the header says)"
         case .stridedCopy(let why): return "cannot reorder Fortran-ordered data: \(why)"
         }
     }

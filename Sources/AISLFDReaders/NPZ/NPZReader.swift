@@ -9,8 +9,8 @@ public enum NPZError: Error, Equatable, CustomStringConvertible, Sendable {
         switch self {
         case .badArray(let entry, let problem):
             let key = entry.hasSuffix(".npy") ? String(entry.dropLast(4)) : entry
-            return "tensor '\(key)' (entry '\(entry)'): \(problem)"
-        case .duplicateKey(let key): return "two entries give the tensor name '\(key)'"
+            return "tensor '\(echoed(key))' (entry '\(echoed(entry))'): \(problem)"
+        case .duplicateKey(let key): return "two entries give the tensor name '\(echoed(key))'"
         }
     }
 }
@@ -50,7 +50,7 @@ public enum NPZReader {
             tensors.append(try readArray(entry, key: key, archive: archive))
         }
         var notes: [String] = []
-        if !skipped.isEmpty { notes.append("ignored entries that are not .npy arrays: \(skipped.joined(separator: ", "))") }
+        if !skipped.isEmpty { notes.append("ignored entries that are not .npy arrays: \(skipped.prefix(20).map { echoed($0, limit: 60) }.joined(separator: ", ") + (skipped.count > 20 ? ", …" : ""))") }
         return WeightsContents(format: "npz", tensors: tensors, metadata: metadata, notes: notes)
     }
 

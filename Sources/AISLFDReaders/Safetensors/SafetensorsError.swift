@@ -1,3 +1,5 @@
+import AISLFDCore
+
 /// What can be wrong with a safetensors file. Readers wrap it in `FileError`, so
 /// the printed message starts with the file's path; cases about one tensor name it.
 public enum SafetensorsError: Error, CustomStringConvertible, Equatable, Sendable {
@@ -26,35 +28,35 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable, Sendabl
     public var description: String {
         switch self {
         case .cannotRead(let reason):
-            return "cannot read the file (\(reason))"
+            return "cannot read the file (\(echoed(reason, limit: 300)))"
         case .fileTooShort(let size):
             return "file of \(size) bytes is too short for a safetensors file"
         case .headerTooLarge(let length, let limit):
             return "header length \(length) is past the limit of \(limit) bytes (the smaller of the reader's cap and the file's size)"
         case .headerNotJSON(let reason):
-            return "header is not valid JSON (\(reason))"
+            return "header is not valid JSON (\(echoed(reason, limit: 300)))"
         case .headerNotObject(let found):
             return "header is a JSON \(found), not an object"
         case .duplicateKey(let tensor):
-            return "tensor '\(tensor)': listed twice in the header"
+            return "tensor '\(echoed(tensor))': listed twice in the header"
         case .badEntry(let tensor, let reason):
-            return "tensor '\(tensor)': \(reason)"
+            return "tensor '\(echoed(tensor))': \(echoed(reason, limit: 300))"
         case .unsupportedDType(let tensor, let dtype):
-            return "tensor '\(tensor)': unsupported dtype \(dtype)"
+            return "tensor '\(echoed(tensor))': unsupported dtype \(echoed(dtype, limit: 40))"
         case .shapeOverflow(let tensor, let shape):
-            return "tensor '\(tensor)': byte count of shape \(shape) overflows 64-bit sizes"
+            return "tensor '\(echoed(tensor))': byte count of shape \(shape) overflows 64-bit sizes"
         case .offsetsOutOfRange(let tensor, let begin, let end, let dataSize):
-            return "tensor '\(tensor)': data_offsets [\(begin), \(end)] are outside the data section of \(dataSize) bytes"
+            return "tensor '\(echoed(tensor))': data_offsets [\(begin), \(end)] are outside the data section of \(dataSize) bytes"
         case .lengthMismatch(let tensor, let shapeBytes, let offsetBytes):
-            return "tensor '\(tensor)': shape and dtype need \(shapeBytes) bytes but data_offsets span \(offsetBytes)"
+            return "tensor '\(echoed(tensor))': shape and dtype need \(shapeBytes) bytes but data_offsets span \(offsetBytes)"
         case .overlap(let tensor, let other):
-            return "tensor '\(tensor)': data overlaps tensor '\(other)'"
+            return "tensor '\(echoed(tensor))': data overlaps tensor '\(echoed(other))'"
         case .gap(let tensor, let from, let to):
-            return "tensor '\(tensor)': unused bytes \(from)..<\(to) before its data"
+            return "tensor '\(echoed(tensor))': unused bytes \(from)..<\(to) before its data"
         case .dataNotCovered(let covered, let dataSize):
             return "tensors cover \(covered) of the \(dataSize) bytes of the data section"
         case .badMetadata(let reason):
-            return "__metadata__: \(reason)"
+            return "__metadata__: \(echoed(reason, limit: 300))"
         }
     }
 }

@@ -4,7 +4,7 @@ public enum PickleError: Error, Equatable, CustomStringConvertible, Sendable {
     case truncated(offset: Int)
     case unsupportedOpcode(UInt8, offset: Int)
     case unsupportedProtocol(Int)
-    /// A global outside the state_dict allowlist, such as `posix.system`.
+    /// A global outside what `torch.load(weights_only=True)` allows, such as `posix.system`.
     case forbiddenGlobal(String, offset: Int)
     case malformed(String, offset: Int)
     case limitExceeded(String, offset: Int)
@@ -17,39 +17,108 @@ public enum PickleError: Error, Equatable, CustomStringConvertible, Sendable {
             return "unsupported pickle opcode 0x\(String(op, radix: 16))\(printable) at byte \(o) (not used by state_dicts)"
         case .unsupportedProtocol(let p): return "unsupported pickle protocol \(p)"
         case .forbiddenGlobal(let name, let o):
-            return "refused to load global '\(name)' at byte \(o): only collections.OrderedDict, torch._utils._rebuild_* and torch.*Storage are allowed (the file may try to run code)"
+            return "refused to load global '\(echoed(name))' at byte \(o): not among the globals torch.load(weights_only=True) allows (the file may try to run code)"
         case .malformed(let why, let o): return "malformed pickle at byte \(o): \(why)"
         case .limitExceeded(let what, let o): return "pickle exceeds a safety limit at byte \(o): \(what)"
         }
     }
 }
 
-/// The few callables a state_dict pickle names; anything else is refused.
-enum PickleGlobal: Equatable {
-    case orderedDict
-    case rebuildTensorV2, rebuildTensor, rebuildParameter, rebuildParameterWithState
-    case storageType(DType)
+/// The globals a checkpoint pickle may name: those `torch.load(weights_only=True)` allows by
+/// default (torch/_weights_only_unpickler.py, `_get_allowed_globals`). None is ever called:
+/// each stands for the plain data it would build. Anything else is refused.
+enum PickleGlobal: Equatable, Hashable {
+    // Containers and builtins.
+    case orderedDict, counter, set, bytearray, codecsEncode, complex
+    // torch value types.
+    case size, device, layout, parameter
+    /// `torch.float16` and the other dtypes (the name after `torch.`): a tensor's dtype in
+    /// `_rebuild_tensor_v3`, or a plain value elsewhere.
+    case dtype(String)
+    /// Quantization schemes and tensor classes (`torch.FloatTensor`, `torch.Tensor`, ...):
+    /// values only, such as the type argument of `_rebuild_from_type_v2`.
+    case value(String)
+    case rebuildTensorV2, rebuildTensor, rebuildTensorV3, rebuildParameter, rebuildParameterWithState,
+         rebuildFromTypeV2, rebuildDeviceTensorFromCPUTensor
+    /// Rebuild functions of tensors this reader does not materialise (quantized, sparse, meta,
+    /// wrapper subclasses, numpy-backed): the name of the kind.
+    case unsupportedTensor(String)
+    /// `torch.FloatStorage`, `torch.cuda.HalfStorage`, `torch.storage.UntypedStorage` (bytes):
+    /// the element type, or nil with its name for complex and quantized storages.
+    case storageType(DType?, name: String)
 
-    static func lookup(module: String, name: String) -> PickleGlobal? {
+    static func lookup(module rawModule: String, name: String) -> PickleGlobal? {
+        // Protocol 2 names Python 3's builtins by their Python 2 module, as torch's unpickler maps them.
+        let module = rawModule == "__builtin__" ? "builtins" : rawModule
         switch (module, name) {
         case ("collections", "OrderedDict"): return .orderedDict
+        case ("collections", "Counter"): return .counter
+        case ("builtins", "set"): return .set
+        case ("builtins", "bytearray"): return .bytearray
+        case ("builtins", "complex"): return .complex
+        case ("_codecs", "encode"): return .codecsEncode
+        case ("torch", "Size"): return .size
+        case ("torch", "device"): return .device
+        case ("torch.serialization", "_get_layout"): return .layout
+        case ("torch.nn.parameter", "Parameter"): return .parameter
         case ("torch._utils", "_rebuild_tensor_v2"): return .rebuildTensorV2
         case ("torch._utils", "_rebuild_tensor"): return .rebuildTensor
+        case ("torch._utils", "_rebuild_tensor_v3"): return .rebuildTensorV3
         case ("torch._utils", "_rebuild_parameter"): return .rebuildParameter
         case ("torch._utils", "_rebuild_parameter_with_state"): return .rebuildParameterWithState
-        case ("torch", "FloatStorage"): return .storageType(.float32)
-        case ("torch", "HalfStorage"): return .storageType(.float16)
-        case ("torch", "DoubleStorage"): return .storageType(.float64)
-        case ("torch", "BFloat16Storage"): return .storageType(.bfloat16)
-        case ("torch", "LongStorage"): return .storageType(.int64)
-        case ("torch", "IntStorage"): return .storageType(.int32)
-        case ("torch", "ShortStorage"): return .storageType(.int16)
-        case ("torch", "CharStorage"): return .storageType(.int8)
-        case ("torch", "ByteStorage"): return .storageType(.uint8)
-        case ("torch", "BoolStorage"): return .storageType(.bool)
+        case ("torch._tensor", "_rebuild_from_type_v2"): return .rebuildFromTypeV2
+        case ("torch._utils", "_rebuild_device_tensor_from_cpu_tensor"): return .rebuildDeviceTensorFromCPUTensor
+        case ("torch._utils", "_rebuild_qtensor"): return .unsupportedTensor("a quantized tensor")
+        case ("torch._utils", "_rebuild_sparse_tensor"): return .unsupportedTensor("a sparse tensor")
+        case ("torch._utils", "_rebuild_meta_tensor_no_storage"): return .unsupportedTensor("a meta tensor (no data)")
+        case ("torch._utils", "_rebuild_wrapper_subclass"): return .unsupportedTensor("a tensor subclass without data")
+        case ("torch._utils", "_rebuild_device_tensor_from_numpy"): return .unsupportedTensor("a numpy-backed tensor")
+        case ("torch.storage", "UntypedStorage"): return .storageType(.uint8, name: "UntypedStorage")
+        case ("torch.storage", "TypedStorage"): return .storageType(nil, name: "TypedStorage")
+        case ("torch", _) where name.hasSuffix("Storage"), ("torch.cuda", _) where name.hasSuffix("Storage"):
+            guard let dtype = storageDTypes[String(name.dropLast("Storage".count))] else {
+                return knownStorages.contains(name) ? .storageType(nil, name: name) : nil
+            }
+            return .storageType(dtype, name: name)
+        case ("torch", _) where dtypeNames.contains(name): return .dtype(name)
+        case ("torch", _) where qschemes.contains(name) || tensorClasses.contains(name): return .value("torch." + name)
+        case ("torch.cuda", _) where tensorClasses.contains(name): return .value("torch.cuda." + name)
+        case ("torch.sparse", _) where tensorClasses.contains(name), ("torch.cuda.sparse", _) where tensorClasses.contains(name):
+            return .value(module + "." + name)
         default: return nil
         }
     }
+
+    /// The storages whose elements this reader reads, by the name before `Storage`.
+    static let storageDTypes: [String: DType] = [
+        "Float": .float32, "Half": .float16, "Double": .float64, "BFloat16": .bfloat16, "Long": .int64, "Int": .int32,
+        "Short": .int16, "Char": .int8, "Byte": .uint8, "Bool": .bool,
+    ]
+    /// Storages torch allows whose elements this reader does not read.
+    static let knownStorages: Set<String> = [
+        "ComplexFloatStorage", "ComplexDoubleStorage", "QInt8Storage", "QUInt8Storage", "QInt32Storage", "QUInt4x2Storage", "QUInt2x4Storage",
+    ]
+    /// torch's dtypes (`str(dtype)` without `torch.`), as weights_only allows them.
+    static let dtypeNames: Set<String> = [
+        "float16", "float32", "float64", "bfloat16", "complex32", "complex64", "complex128", "bcomplex32", "bool",
+        "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+        "int1", "int2", "int3", "int4", "int5", "int6", "int7", "uint1", "uint2", "uint3", "uint4", "uint5", "uint6", "uint7",
+        "qint8", "quint8", "qint32", "quint4x2", "quint2x4", "bits8", "bits16", "bits1x8", "bits2x4", "bits4x2",
+        "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float8_e8m0fnu", "float4_e2m1fn_x2",
+    ]
+    /// The dtypes a tensor of `_rebuild_tensor_v3` may have here.
+    static let readableDTypes: [String: DType] = [
+        "float16": .float16, "float32": .float32, "float64": .float64, "bfloat16": .bfloat16, "bool": .bool,
+        "int8": .int8, "int16": .int16, "int32": .int32, "int64": .int64,
+        "uint8": .uint8, "uint16": .uint16, "uint32": .uint32, "uint64": .uint64,
+    ]
+    static let qschemes: Set<String> = [
+        "per_tensor_affine", "per_tensor_symmetric", "per_channel_affine", "per_channel_symmetric", "per_channel_affine_float_qparams",
+    ]
+    static let tensorClasses: Set<String> = [
+        "Tensor", "FloatTensor", "DoubleTensor", "HalfTensor", "BFloat16Tensor", "ByteTensor", "CharTensor", "ShortTensor",
+        "IntTensor", "LongTensor", "BoolTensor",
+    ]
 }
 
 /// A value on the unpickler's stack. Containers are indices into arenas owned
@@ -65,17 +134,25 @@ enum PickleValue: Equatable {
     case bytes(Int)
     case tuple(Int)
     case list(Int)
+    /// A set or frozenset: its items live in the list arena.
+    case set(Int)
     case dict(Int)
     case global(PickleGlobal)
     case storage(Int)
     case tensor(Int)
+    /// A tensor of a kind this reader does not materialise (quantized, sparse, complex, ...): what it is.
+    case unsupportedTensor(String)
+    /// Plain data this reader has no use for (a device, a complex, a large integer, ...): what it is.
+    case opaque(String)
 }
 
 /// `('storage', torch.FloatStorage, '0', 'cpu', 12)`: a storage saved as `data/<key>`
 /// (the device string does not matter: the bytes are the same).
 struct PickledStorage: Equatable {
     var key: String
-    var dtype: DType
+    /// nil for storages whose elements are not read (complex, quantized): `typeName` says which.
+    var dtype: DType?
+    var typeName: String
     var elementCount: Int
 }
 
@@ -85,6 +162,10 @@ struct PickledTensor: Equatable {
     var offset: Int
     var shape: [Int]
     var strides: [Int]
+    /// `_rebuild_tensor_v3`: the dtype the bytes of an untyped storage are read as (its name
+    /// when this reader does not read it); nil: the storage's own.
+    var dtype: DType? = nil
+    var dtypeName: String? = nil
 }
 
 /// An insertion-ordered dict (Python dicts and OrderedDicts both keep order).
@@ -107,10 +188,12 @@ struct PickledDict {
         case .bytes(let n): return .other("bytes", n)
         case .tuple(let i): return .other("tuple", i)
         case .list(let i): return .other("list", i)
+        case .set(let i): return .other("set", i)
         case .dict(let i): return .other("dict", i)
         case .global(let g): return .other("global \(g)", 0)
         case .storage(let i): return .other("storage", i)
         case .tensor(let i): return .other("tensor", i)
+        case .unsupportedTensor(let what), .opaque(let what): return .other(what, 0)
         }
     }
 
@@ -186,6 +269,9 @@ struct StateDictUnpickler {
             case 0x7D: try push(newDict())  // EMPTY_DICT '}'
             case 0x5D: try push(newList())  // EMPTY_LIST ']'
             case 0x29: try push(newTuple([]))  // EMPTY_TUPLE ')'
+            case 0x8F: try push(newList(set: true))  // EMPTY_SET
+            case 0x90: try addItems(try popMark())  // ADDITEMS
+            case 0x91: try push(newList(set: true, items: try popMark()))  // FROZENSET
             case 0x4E: try push(.none)  // NONE 'N'
             case 0x88: try push(.bool(true))  // NEWTRUE
             case 0x89: try push(.bool(false))  // NEWFALSE
@@ -193,7 +279,7 @@ struct StateDictUnpickler {
                 try push(.int(Int(Int32(bitPattern: UInt32(littleEndian: try fixed(4))))))
             case 0x4B: try push(.int(Int(try u8())))  // BININT1 'K'
             case 0x4D: try push(.int(Int(try fixed(2))))  // BININT2 'M'
-            case 0x8A: try push(.int(try long1()))  // LONG1
+            case 0x8A: try push(try long1())  // LONG1
             case 0x47:  // BINFLOAT 'G', big-endian
                 let raw = try take(8)
                 try push(.float(Double(bitPattern: raw.reduce(0) { $0 << 8 | UInt64($1) })))
@@ -201,6 +287,7 @@ struct StateDictUnpickler {
             case 0x8C: try push(.string(try text(length: Int(try u8()))))  // SHORT_BINUNICODE
             case 0x8D: try push(.string(try text(length: try length8())))  // BINUNICODE8
             case 0x43: try push(.bytes(try skipBytes(Int(try u8()))))  // SHORT_BINBYTES 'C'
+            case 0x55: try push(.bytes(try skipBytes(Int(try u8()))))  // SHORT_BINSTRING 'U' (Python 2 str)
             case 0x42: try push(.bytes(try skipBytes(Int(try fixed(4)))))  // BINBYTES 'B'
             case 0x8E: try push(.bytes(try skipBytes(try length8())))  // BINBYTES8
             case 0x71: try put(Int(try u8()))  // BINPUT 'q'
@@ -228,15 +315,15 @@ struct StateDictUnpickler {
             case 0x52:  // REDUCE 'R'
                 let pair = try pop(2)
                 try push(try call(pair[0], arguments: pair[1]))
-            case 0x81:  // NEWOBJ
+            case 0x81:  // NEWOBJ: cls.__new__(cls, *args), which for containers ignores args
                 let pair = try pop(2)
-                guard pair[0] == .global(.orderedDict) else { throw malformed("NEWOBJ of something other than OrderedDict") }
-                try push(try call(pair[0], arguments: pair[1]))
+                try push(try construct(pair[0], arguments: pair[1]))
             case 0x62:  // BUILD 'b': state for an object already built
                 _ = try popOne()
                 switch top() {
-                case .dict?, .tensor?: break  // OrderedDict `_metadata`, tensor attributes: not needed
-                default: throw malformed("BUILD on something other than a dict or tensor")
+                // OrderedDict `_metadata`, tensor and Parameter attributes, other plain data's state: not needed.
+                case .dict?, .tensor?, .unsupportedTensor?, .opaque?, .set?: break
+                default: throw malformed("BUILD on something other than a dict, tensor or allowed object")
                 }
             case 0x51:  // BINPERSID 'Q'
                 try push(try persistentStorage(try popOne()))
@@ -262,11 +349,13 @@ struct StateDictUnpickler {
         return .dict(dicts.count - 1)
     }
 
-    private mutating func newList() throws -> PickleValue {
-        try tally(objects: 1, items: 0)
-        lists.append([])
-        listDepth.append(1)
-        return .list(lists.count - 1)
+    /// A list, or with `set` a set or frozenset (items in the same arena).
+    private mutating func newList(set: Bool = false, items: [PickleValue] = []) throws -> PickleValue {
+        let d = try nestedDepth(items)
+        try tally(objects: 1, items: items.count)
+        lists.append(items)
+        listDepth.append(d)
+        return set ? .set(lists.count - 1) : .list(lists.count - 1)
     }
 
     private mutating func newTuple(_ items: [PickleValue]) throws -> PickleValue {
@@ -289,7 +378,7 @@ struct StateDictUnpickler {
     private func depth(_ v: PickleValue) -> Int {
         switch v {
         case .tuple(let i): return tupleDepth[i]
-        case .list(let i): return listDepth[i]
+        case .list(let i), .set(let i): return listDepth[i]
         case .dict(let i): return dictDepth[i]
         case .storage, .tensor: return 1
         default: return 0
@@ -298,6 +387,14 @@ struct StateDictUnpickler {
 
     private mutating func append(_ items: [PickleValue]) throws {
         guard case .list(let i)? = top() else { throw malformed("APPEND to something other than a list") }
+        let d = try nestedDepth(items)
+        try tally(objects: 0, items: items.count)
+        listDepth[i] = max(listDepth[i], d)
+        lists[i].append(contentsOf: items)
+    }
+
+    private mutating func addItems(_ items: [PickleValue]) throws {
+        guard case .set(let i)? = top() else { throw malformed("ADDITEMS to something other than a set") }
         let d = try nestedDepth(items)
         try tally(objects: 0, items: items.count)
         listDepth[i] = max(listDepth[i], d)
@@ -324,35 +421,109 @@ struct StateDictUnpickler {
         return g
     }
 
-    /// REDUCE: the allowlisted callables, applied without running anything.
+    /// REDUCE: what an allowed callable would return, built as data; nothing runs.
     private mutating func call(_ callable: PickleValue, arguments: PickleValue) throws -> PickleValue {
         guard case .tuple(let t) = arguments else { throw malformed("call arguments are not a tuple") }
         let args = tuples[t]
-        switch callable {
-        case .global(.orderedDict):
-            guard args.isEmpty else { throw malformed("OrderedDict called with arguments") }
-            return try newDict()
-        case .global(.rebuildTensorV2), .global(.rebuildTensor):
+        guard case .global(let g) = callable else { throw malformed("call of a value that is not a global") }
+        switch g {
+        case .orderedDict, .counter:
+            // OrderedDict() then SETITEMS; Counter({...}); either may be given a dict or pairs.
+            let d = try newDict()
+            guard case .dict(let target) = d else { return d }
+            if let first = args.first {
+                switch first {
+                case .dict(let source):
+                    // A copy: counted again, so repeated copies of a large dict hit the item cap.
+                    try tally(objects: 0, items: dicts[source].keys.count * 2)
+                    dicts[target] = dicts[source]
+                    dictDepth[target] = dictDepth[source]
+                case .list(let l):
+                    try tally(objects: 0, items: lists[l].count * 2)
+                    for pair in lists[l] {
+                        guard case .tuple(let p) = pair, tuples[p].count == 2 else { throw malformed("\(g) called with a list that is not of pairs") }
+                        dicts[target].set(tuples[p][0], tuples[p][1])
+                    }
+                    dictDepth[target] = max(dictDepth[target], listDepth[l])
+                default: throw malformed("\(g) called with something other than a dict or a list of pairs")
+                }
+            }
+            return d
+        case .set:
+            guard let first = args.first else { return try newList(set: true) }
+            guard case .list(let l) = first else { throw malformed("set called with something other than a list") }
+            return try newList(set: true, items: lists[l])
+        case .codecsEncode, .bytearray:
+            // _codecs.encode(text, 'latin1') is how protocol 2 writes bytes; bytearray(bytes).
+            switch args.first {
+            case .string(let text)?: return .bytes(text.unicodeScalars.count)
+            case .bytes(let n)?: return .bytes(n)
+            case nil: return .bytes(0)
+            default: throw malformed("\(g) called with something other than text or bytes")
+            }
+        case .complex: return .opaque("a complex number")
+        case .device: return .opaque("a torch.device")
+        case .layout: return .opaque("a torch layout")
+        case .size:
+            // torch.Size((2, 3)) is a tuple.
+            guard args.count == 1, case .tuple = args[0] else { throw malformed("torch.Size called with something other than a tuple") }
+            return args[0]
+        case .parameter, .rebuildParameter, .rebuildParameterWithState, .rebuildDeviceTensorFromCPUTensor:
+            // Parameter(data, requires_grad), _rebuild_parameter(data, requires_grad, hooks[, state]),
+            // _rebuild_device_tensor_from_cpu_tensor(data, dtype, device, requires_grad): the data.
+            switch args.first {
+            case .tensor?, .unsupportedTensor?: return args[0]
+            default: throw malformed("\(g) of something other than a tensor")
+            }
+        case .rebuildFromTypeV2:
+            // (func, new_type, args, state): a tensor with Python attributes or of a subclass; the
+            // type and attributes do not change its values.
+            guard args.count == 4, case .global(let inner) = args[0], inner != .rebuildFromTypeV2, case .tuple = args[2] else {
+                throw malformed("_rebuild_from_type_v2 arguments are not (func, type, args, state)")
+            }
+            return try call(args[0], arguments: args[2])
+        case .rebuildTensorV2, .rebuildTensor, .rebuildTensorV3:
             let count = args.count
-            let valid = callable == .global(.rebuildTensor) ? count == 4 : (count == 6 || count == 7)
-            guard valid else { throw malformed("_rebuild_tensor with \(count) arguments") }
+            let valid: Bool
+            switch g {
+            case .rebuildTensor: valid = count == 4
+            case .rebuildTensorV2: valid = count == 6 || count == 7
+            default: valid = count == 7 || count == 8
+            }
+            guard valid else { throw malformed("\(g) with \(count) arguments") }
             guard case .storage(let storage) = args[0], case .int(let offset) = args[1],
                   let shape = intTuple(args[2]), let strides = intTuple(args[3]) else {
                 throw malformed("_rebuild_tensor arguments are not (storage, offset, size, stride, ...)")
             }
             guard shape.count <= Self.maxRank else { throw limit("tensor of rank \(shape.count)") }
-            try tally(objects: 1, items: 0)
-            tensors.append(PickledTensor(storage: storage, offset: offset, shape: shape, strides: strides))
-            return .tensor(tensors.count - 1)
-        case .global(.rebuildParameter), .global(.rebuildParameterWithState):
-            guard args.count == 3 || args.count == 4, case .tensor = args[0] else {
-                throw malformed("_rebuild_parameter arguments are not (tensor, requires_grad, hooks)")
+            var tensor = PickledTensor(storage: storage, offset: offset, shape: shape, strides: strides)
+            if g == .rebuildTensorV3 {
+                guard case .global(.dtype(let name)) = args[6] else { throw malformed("_rebuild_tensor_v3 without a dtype") }
+                tensor.dtype = PickleGlobal.readableDTypes[name]
+                tensor.dtypeName = name
             }
-            return args[0]
-        case .global(.storageType):
-            throw malformed("a storage type cannot be called")
-        default:
-            throw malformed("call of a value that is not a global")
+            try tally(objects: 1, items: 0)
+            tensors.append(tensor)
+            return .tensor(tensors.count - 1)
+        case .unsupportedTensor(let what):
+            return .unsupportedTensor(what)
+        case .value(let name):
+            // Calling a tensor class builds a tensor from Python data (legacy); nothing a state_dict holds.
+            return .opaque("a \(name) built from Python data")
+        case .dtype, .storageType:
+            throw malformed("\(g) cannot be called")
+        }
+    }
+
+    /// NEWOBJ: `cls.__new__(cls, *args)`. Containers come out empty (their items follow);
+    /// Parameter and torch.Size take their arguments.
+    private mutating func construct(_ cls: PickleValue, arguments: PickleValue) throws -> PickleValue {
+        switch cls {
+        case .global(.orderedDict), .global(.counter): return try newDict()
+        case .global(.set): return try newList(set: true)
+        case .global(.parameter), .global(.size), .global(.complex), .global(.device), .global(.bytearray):
+            return try call(cls, arguments: arguments)
+        default: throw malformed("NEWOBJ of something other than an allowed class")
         }
     }
 
@@ -368,13 +539,13 @@ struct StateDictUnpickler {
 
     private mutating func persistentStorage(_ pid: PickleValue) throws -> PickleValue {
         guard case .tuple(let t) = pid, tuples[t].count == 5,
-              case .string("storage") = tuples[t][0], case .global(.storageType(let dtype)) = tuples[t][1],
+              case .string("storage") = tuples[t][0], case .global(.storageType(let dtype, let typeName)) = tuples[t][1],
               case .string(let key) = tuples[t][2], case .string = tuples[t][3],
               case .int(let count) = tuples[t][4], count >= 0 else {
             throw malformed("persistent id is not ('storage', type, key, location, size)")
         }
         try tally(objects: 1, items: 0)
-        storages.append(PickledStorage(key: key, dtype: dtype, elementCount: count))
+        storages.append(PickledStorage(key: key, dtype: dtype, typeName: typeName, elementCount: count))
         return .storage(storages.count - 1)
     }
 
@@ -449,16 +620,16 @@ struct StateDictUnpickler {
         return Int(v)
     }
 
-    /// LONG1: a little-endian two's-complement integer of up to 8 bytes here.
-    private mutating func long1() throws -> Int {
+    /// LONG1: a little-endian two's-complement integer; one wider than 8 bytes is kept as opaque data.
+    private mutating func long1() throws -> PickleValue {
         let n = Int(try u8())
-        guard n <= 8 else { throw limit("integer of \(n) bytes") }
         let raw = try take(n)
-        guard n > 0 else { return 0 }
+        guard n <= 8 else { return .opaque("an integer of \(n) bytes") }
+        guard n > 0 else { return .int(0) }
         var v: UInt64 = 0
         for (i, b) in raw.enumerated() { v |= UInt64(b) << (8 * UInt64(i)) }
         if n < 8, let last = raw.last, last & 0x80 != 0 { v |= ~0 << (8 * UInt64(n)) }  // sign-extend
-        return Int(Int64(bitPattern: v))
+        return .int(Int(Int64(bitPattern: v)))
     }
 
     private mutating func text(length: Int) throws -> String {

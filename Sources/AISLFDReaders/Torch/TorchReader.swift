@@ -9,7 +9,6 @@ public enum TorchError: Error, Equatable, CustomStringConvertible, Sendable {
     case pickle(entry: String, PickleError)
     case notAStateDict(String)
     case noTensors(topLevelKeys: [String])
-    case nonStringKey(String)
     case missingStorage(tensor: String, entry: String)
     case storageSizeMismatch(tensor: String, entry: String, expected: Int, actual: Int)
     case badTensor(tensor: String, String)
@@ -33,18 +32,17 @@ public enum TorchError: Error, Equatable, CustomStringConvertible, Sendable {
         case .barePickle:
             return "a bare pickle stream, not a torch.save archive; save the state_dict with torch.save (torch >= 1.6)"
         case .notATorchArchive: return "zip archive has no data.pkl: not a torch.save file"
-        case .pickle(let entry, let e): return "\(entry): \(e)"
+        case .pickle(let entry, let e): return "\(echoed(entry)): \(e)"
         case .notAStateDict(let what): return "not a state_dict: \(what)"
         case .noTensors(let keys):
-            return "no tensors in the state_dict (top-level keys: \(keys.isEmpty ? "none" : keys.joined(separator: ", ")))"
-        case .nonStringKey(let what): return "state_dict has a tensor under a non-string key (\(what))"
-        case .missingStorage(let tensor, let entry): return "tensor '\(tensor)': storage '\(entry)' is missing from the archive"
+            return "no tensors in the file (top-level keys: \(keys.isEmpty ? "none" : keys.map { echoed($0, limit: 40) }.joined(separator: ", ")))"
+        case .missingStorage(let tensor, let entry): return "tensor '\(echoed(tensor))': storage '\(echoed(entry))' is missing from the archive"
         case .storageSizeMismatch(let tensor, let entry, let expected, let actual):
-            return "tensor '\(tensor)': storage '\(entry)' holds \(actual) bytes, the pickle says \(expected)"
-        case .badTensor(let tensor, let why): return "tensor '\(tensor)': \(why)"
+            return "tensor '\(echoed(tensor))': storage '\(echoed(entry))' holds \(actual) bytes, the pickle says \(expected)"
+        case .badTensor(let tensor, let why): return "tensor '\(echoed(tensor))': \(why)"
         case .expandsTooFar(let tensor, let budget):
-            return "tensor '\(tensor)': the tensors so far would take more than \(budget) bytes, over twice what their storages hold (views that repeat elements)"
-        case .unsupportedByteOrder(let text): return "unsupported byteorder record '\(text)'"
+            return "tensor '\(echoed(tensor))': the tensors so far would take more than \(budget) bytes, over twice what their storages hold (views that repeat elements)"
+        case .unsupportedByteOrder(let text): return "unsupported byteorder record '\(echoed(text))'"
         }
     }
 }
@@ -125,52 +123,69 @@ public enum TorchReader {
             throw TorchError.pickle(entry: pickleEntry.name, e)
         }
 
-        var notes: [String] = []
-        let (stateDict, wrapper) = try findStateDict(root, unpickler)
-        if let wrapper {
-            notes.append("read the state_dict from the checkpoint's '\(wrapper)' entry")
-            metadata["torch.checkpoint_key"] = wrapper
-            if case .dict(let top) = root {
-                let d = unpickler.dicts[top]
-                for (k, v) in zip(d.keys, d.values) {
-                    guard case .string(let name) = k, let text = scalarText(v) else { continue }
-                    metadata["checkpoint.\(name)"] = text
-                }
-            }
-        }
-
-        var materializer = StorageReader(archive: archive, folder: folder, bigEndian: bigEndian, unpickler: unpickler)
-        var tensors: [NamedTensor] = []
-        var ignored = 0
-        let d = unpickler.dicts[stateDict]
-        for (k, v) in zip(d.keys, d.values) {
-            guard case .tensor(let t) = v else { ignored += 1; continue }
-            guard case .string(let key) = k else { throw TorchError.nonStringKey(kind(k)) }
-            tensors.append(try materializer.tensor(key: key, unpickler.tensors[t]))
-        }
-        if tensors.isEmpty {
-            throw TorchError.noTensors(topLevelKeys: stringKeys(root, unpickler))
-        }
-        if ignored > 0 { notes.append("ignored \(ignored) non-tensor entries of the state_dict") }
-
-        let prefix = "module."
-        if tensors.allSatisfy({ $0.key.hasPrefix(prefix) && $0.key.count > prefix.count }) {
-            for i in tensors.indices { tensors[i].key = String(tensors[i].key.dropFirst(prefix.count)) }
-            notes.append("stripped the 'module.' prefix (left by DataParallel) from \(tensors.count) tensor names")
-        }
-        return WeightsContents(format: "pytorch", tensors: tensors, metadata: metadata, notes: notes)
-    }
-
-    /// The state_dict itself, or the one under `model_state_dict` / `state_dict`
-    /// of a training checkpoint (whose other entries are parsed and ignored).
-    private static func findStateDict(_ root: PickleValue, _ u: StateDictUnpickler) throws -> (Int, wrapper: String?) {
         guard case .dict(let top) = root else {
             throw TorchError.notAStateDict("the file holds \(kind(root)), not a dict")
         }
-        for wrapper in ["model_state_dict", "state_dict"] {
-            if case .dict(let inner)? = u.dicts[top].value(forString: wrapper) { return (inner, wrapper) }
+        // Scalars at the top of a training checkpoint (iteration, epoch, loss) are kept as metadata.
+        let d = unpickler.dicts[top]
+        for (k, v) in zip(d.keys, d.values) {
+            guard case .string(let name) = k, let text = scalarText(v) else { continue }
+            metadata["checkpoint.\(name)"] = text
         }
-        return (top, nil)
+
+        var walk = Walk(materializer: StorageReader(archive: archive, folder: folder, bigEndian: bigEndian, unpickler: unpickler))
+        try walk.visit(top, prefix: "", unpickler)
+        if walk.tensors.isEmpty {
+            throw TorchError.noTensors(topLevelKeys: stringKeys(root, unpickler))
+        }
+        var notes = walk.notes
+        if walk.nonStringKeyTensors > 0 {
+            notes.append("ignored \(walk.nonStringKeyTensors) tensors under keys that are not strings")
+        }
+        return WeightsContents(format: "pytorch", tensors: walk.tensors, metadata: metadata, notes: notes, containers: walk.containers)
+    }
+
+    /// Every tensor of the pickle's dicts, each under the path of string keys that leads to it
+    /// joined by '.' (`model_state_dict.conv.weight`), as HDF5 groups are; the dicts on the way
+    /// that hold tensors are the file's containers. Lists, tuples and dicts reached through other keys (an
+    /// optimizer's per-parameter state) are not entered: state_dicts are not kept there.
+    private struct Walk {
+        var materializer: StorageReader
+        var tensors: [NamedTensor] = []
+        var containers: [String] = []
+        var notes: [String] = []
+        var nonStringKeyTensors = 0
+        var visited = Set<Int>()
+
+        mutating func visit(_ dict: Int, prefix: String, _ u: StateDictUnpickler) throws {
+            // A dict reached twice (shared through the memo, or a cycle) is read once.
+            guard visited.insert(dict).inserted else { return }
+            let d = u.dicts[dict]
+            for (k, v) in zip(d.keys, d.values) {
+                guard case .string(let name) = k else {
+                    if case .tensor = v { nonStringKeyTensors += 1 }
+                    continue
+                }
+                let key = prefix + name
+                switch v {
+                case .tensor(let t):
+                    if let tensor = try materializer.tensor(key: key, u.tensors[t]) { tensors.append(tensor) } else {
+                        notes.append("skipped '\(echoed(key))': \(materializer.unreadableKind(u.tensors[t])) tensors are not read")
+                    }
+                case .unsupportedTensor(let what):
+                    notes.append("skipped '\(echoed(key))': \(what) is not read")
+                case .dict(let inner):
+                    guard !visited.contains(inner) else { continue }
+                    let before = tensors.count
+                    containers.append(key)
+                    try visit(inner, prefix: key + ".", u)
+                    // Only dicts with tensors under them are places a state_dict may be.
+                    if tensors.count == before { containers.removeLast() }
+                default:
+                    continue
+                }
+            }
+        }
     }
 
     private static func stringKeys(_ root: PickleValue, _ u: StateDictUnpickler) -> [String] {
@@ -203,6 +218,8 @@ public enum TorchReader {
         case .list: return "a list"
         case .dict: return "a dict"
         case .global: return "a class"
+        case .set: return "a set"
+        case .unsupportedTensor(let what), .opaque(let what): return what
         case .storage: return "a storage"
         case .tensor: return "a single tensor"
         }
@@ -230,13 +247,25 @@ private struct StorageReader {
         self.unpickler = unpickler
     }
 
-    mutating func tensor(key: String, _ t: PickledTensor) throws -> NamedTensor {
+    /// The element type a tensor is read as, nil when this reader does not read it.
+    func dtype(of t: PickledTensor) -> DType? {
+        t.dtypeName == nil ? unpickler.storages[t.storage].dtype : t.dtype
+    }
+
+    /// The name of the element type `dtype(of:)` does not read.
+    func unreadableKind(_ t: PickledTensor) -> String {
+        t.dtypeName.map { "torch." + $0 } ?? unpickler.storages[t.storage].typeName
+    }
+
+    /// The tensor, or nil when its element type is one this reader does not read (complex, quantized).
+    mutating func tensor(key: String, _ t: PickledTensor) throws -> NamedTensor? {
         let storage = unpickler.storages[t.storage]
+        guard let storageType = storage.dtype, let dtype = dtype(of: t) else { return nil }
         let name = folder + "data/" + storage.key
         guard let entry = archive.entry(named: name) else { throw TorchError.missingStorage(tensor: key, entry: name) }
-        let itemSize = storage.dtype.byteSize
+        let itemSize = dtype.byteSize
         let expected: Int
-        do { expected = try Checked.mul(storage.elementCount, itemSize) } catch {
+        do { expected = try Checked.mul(storage.elementCount, storageType.byteSize) } catch {
             throw TorchError.badTensor(tensor: key, "storage of \(storage.elementCount) elements overflows 64-bit sizes")
         }
         guard entry.uncompressedSize == expected else {
@@ -249,7 +278,7 @@ private struct StorageReader {
         }
         let bytes = cache[name] ?? []
         // A shape that does not give a byte count is reported by the copy below.
-        if let size = try? Checked.byteCount(t.shape, storage.dtype) {
+        if let size = try? Checked.byteCount(t.shape, dtype) {
             let budget = storageBytes * 2 + Self.expansionAllowance
             guard size <= budget - outputBytes else { throw TorchError.expandsTooFar(tensor: key, budget: budget) }
             outputBytes += size
@@ -264,7 +293,7 @@ private struct StorageReader {
             throw TorchError.badTensor(tensor: key, Self.explain(failure, t, storage))
         }
         if bigEndian { StridedCopy.swapByteOrder(&data, itemSize: itemSize) }
-        return NamedTensor(key: key, dtype: storage.dtype, shape: t.shape, data: data)
+        return NamedTensor(key: key, dtype: dtype, shape: t.shape, data: data)
     }
 
     private static func explain(_ f: StridedCopy.Failure, _ t: PickledTensor, _ s: PickledStorage) -> String {

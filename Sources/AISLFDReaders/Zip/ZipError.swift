@@ -32,30 +32,30 @@ public enum ZipError: Error, Equatable, CustomStringConvertible, Sendable {
         switch self {
         case .notAZip(let n):
             return "not a zip archive (\(n) bytes, no end-of-central-directory record; truncated or not a zip)"
-        case .outOfBounds(let what): return "\(what) lies outside the file (truncated or corrupt zip)"
-        case .badSignature(let what, let offset): return "bad signature for \(what) at byte \(offset) (corrupt zip)"
+        case .outOfBounds(let what): return "\(echoed(what, limit: 300)) lies outside the file (truncated or corrupt zip)"
+        case .badSignature(let what, let offset): return "bad signature for \(echoed(what, limit: 300)) at byte \(offset) (corrupt zip)"
         case .multiDisk: return "multi-disk zip archives are not supported"
-        case .badSize(let what, let e): return "\(what): \(e)"
-        case .duplicateEntry(let name): return "entry '\(name)' appears twice in the zip"
-        case .entryNotFound(let name): return "zip has no entry '\(name)'"
-        case .encrypted(let name): return "entry '\(name)' is encrypted"
+        case .badSize(let what, let e): return "\(echoed(what, limit: 300)): \(e)"
+        case .duplicateEntry(let name): return "entry '\(echoed(name))' appears twice in the zip"
+        case .entryNotFound(let name): return "zip has no entry '\(echoed(name))'"
+        case .encrypted(let name): return "entry '\(echoed(name))' is encrypted"
         case .unsupportedMethod(let name, let m):
-            return "entry '\(name)' uses compression method \(m); only stored (0) and deflate (8) are supported"
-        case .localHeaderMismatch(let name): return "entry '\(name)': local header does not match the central directory"
+            return "entry '\(echoed(name))' uses compression method \(m); only stored (0) and deflate (8) are supported"
+        case .localHeaderMismatch(let name): return "entry '\(echoed(name))': local header does not match the central directory"
         case .storedSizeMismatch(let name, let c, let u):
-            return "entry '\(name)' is stored but declares \(c) compressed and \(u) uncompressed bytes"
+            return "entry '\(echoed(name))' is stored but declares \(c) compressed and \(u) uncompressed bytes"
         case .entryTooLarge(let name, let declared, let limit):
-            return "entry '\(name)' declares \(declared) bytes, more than the \(limit) expected"
+            return "entry '\(echoed(name))' declares \(declared) bytes, more than the \(limit) expected"
         case .impossibleRatio(let name, let declared, let compressed):
-            return "entry '\(name)' declares \(declared) bytes from \(compressed) compressed bytes, more than deflate can produce"
-        case .corruptDeflate(let name, let detail): return "entry '\(name)': corrupt deflate data (\(detail))"
+            return "entry '\(echoed(name))' declares \(declared) bytes from \(compressed) compressed bytes, more than deflate can produce"
+        case .corruptDeflate(let name, let detail): return "entry '\(echoed(name))': corrupt deflate data (\(echoed(detail)))"
         case .inflatedSizeMismatch(let name, let declared, let actual):
-            return "entry '\(name)' inflates to \(actual) bytes but declares \(declared)"
+            return "entry '\(echoed(name))' inflates to \(actual) bytes but declares \(declared)"
         case .inflatesBeyondDeclaredSize(let name, let declared):
-            return "entry '\(name)' inflates to more than its declared \(declared) bytes"
+            return "entry '\(echoed(name))' inflates to more than its declared \(declared) bytes"
         case .crcMismatch(let name, let expected, let actual):
-            return "entry '\(name)': CRC-32 is \(hex(actual)), the zip says \(hex(expected)) (corrupt data)"
-        case .outOfMemory(let name): return "entry '\(name)': out of memory while inflating"
+            return "entry '\(echoed(name))': CRC-32 is \(hex(actual)), the zip says \(hex(expected)) (corrupt data)"
+        case .outOfMemory(let name): return "entry '\(echoed(name))': out of memory while inflating"
         }
     }
 }
