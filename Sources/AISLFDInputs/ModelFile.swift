@@ -53,14 +53,18 @@ public struct ModelFile: Sendable {
     public let weights: ModelWeights
     /// Whether BatchNorms were folded by a converter.
     public let folded: Bool
+    /// What reading a source file did: the entry taken, prefixes stripped (for the commands to show).
+    public let notes: [String]
 
     public var architecture: Architecture { weights.architecture }
     /// How the weights were stored: this picks verification tolerances.
     public var precision: Precision { weights.precision }
 
     /// `architecture`: refuse a file of another one (and skip detection for source weights).
+    /// `selection`: where in a source file the weights are, when the search should not decide.
     /// `hdf5Isolation`: how to read HDF5 in another process (the commands pass themselves).
-    public static func load(path: String, architecture: String? = nil, hdf5Isolation: HDF5Isolation? = nil) throws -> ModelFile {
+    public static func load(path: String, architecture: String? = nil, selection: StateDictSelection = StateDictSelection(),
+                            hdf5Isolation: HDF5Isolation? = nil) throws -> ModelFile {
         switch try FileKind.of(path: path) {
         case .aisw:
             let weights = try ModelWeights(contentsOf: URL(fileURLWithPath: path))
@@ -68,25 +72,23 @@ public struct ModelFile: Sendable {
                 throw FileError(path: path, problem: ModelFileError.architectureMismatch(asked: architecture, found: weights.architecture.rawValue),
                                 status: .invalid)
             }
-            return ModelFile(path: path, weights: weights, folded: !weights.foldedLayers.isEmpty)
+            return ModelFile(path: path, weights: weights, folded: !weights.foldedLayers.isEmpty, notes: [])
         case .source(.npy):
             throw FileError(path: path, problem: ModelFileError.notAModel("a single npy array"))
         case .source(let format):
-            let contents = try WeightsReader.read(path: path, format: format, hdf5Isolation: hdf5Isolation)
-            return try fromSource(contents, path: path, architecture: architecture)
+            let source = try SourceWeights.load(path: path, format: format, architecture: architecture, selection: selection,
+                                                hdf5Isolation: hdf5Isolation)
+            return try fromSource(source, path: path)
         case nil:
             throw FileError(path: path, problem: WeightsReaderError.unrecognised)
         }
     }
 
     /// Validated source weights; the BatchNorm eps is the schema's.
-    static func fromSource(_ contents: WeightsContents, path: String, architecture: String?) throws -> ModelFile {
-        let report: ValidationReport
+    static func fromSource(_ source: SourceWeights, path: String) throws -> ModelFile {
+        let report = source.report
         let schema: ArchitectureSchema
-        do {
-            report = try Validator.check(contents, file: path, architecture: architecture)
-            schema = try SchemaLibrary.load(id: report.architecture)
-        } catch {
+        do { schema = try SchemaLibrary.load(id: report.architecture) } catch {
             throw FileError(path: path, problem: error, status: .invalid)
         }
         guard report.valid, let arch = Architecture(rawValue: report.architecture) else {
@@ -99,13 +101,46 @@ public struct ModelFile: Sendable {
             throw FileError(path: path, problem: ModelFileError.notAModel("schema \(schema.id) gives its BatchNorms different eps (the runtime takes one)"),
                             status: .invalid)
         }
-        let weights = ModelWeights(architecture: arch, contents: contents,
+        let weights = ModelWeights(architecture: arch, contents: source.contents,
                                    batchNormEpsilon: epsilons.first ?? ModelWeights.pytorchBatchNormEpsilon)
-        return ModelFile(path: path, weights: weights, folded: false)
+        return ModelFile(path: path, weights: weights, folded: false, notes: source.contents.notes)
     }
 
     /// The network, prepared; load errors name the file.
     public func makeModel(_ configuration: RuntimeConfiguration = RuntimeConfiguration()) throws -> Model {
         do { return try Model(weights: weights, configuration: configuration) } catch { throw FileError(path: path, problem: error, status: .invalid) }
+    }
+}
+
+/// Source weights as every command takes them: read by content, the state_dict found in the
+/// file (`StateDictSearch`), and checked against its architecture's schema.
+public struct SourceWeights: Sendable {
+    /// The state_dict found, names unwrapped; its notes say what was taken.
+    public let contents: WeightsContents
+    public let choice: StateDictChoice
+    public let report: ValidationReport
+
+    /// Reads `path` (recognised by content unless `format` is given) and checks it.
+    public static func load(path: String, format: SourceFormat? = nil, architecture: String? = nil,
+                            selection: StateDictSelection = StateDictSelection(), hdf5Isolation: HDF5Isolation? = nil) throws -> SourceWeights {
+        let raw = try format.map { try WeightsReader.read(path: path, format: $0, hdf5Isolation: hdf5Isolation) }
+            ?? WeightsReader.read(path: path, hdf5Isolation: hdf5Isolation)
+        return try check(raw, path: path, architecture: architecture, selection: selection)
+    }
+
+    /// Finds the state_dict in contents already read and validates it.
+    public static func check(_ raw: WeightsContents, path: String, architecture: String? = nil,
+                             selection: StateDictSelection = StateDictSelection()) throws -> SourceWeights {
+        do {
+            let (contents, choice) = try StateDictSearch.locate(raw, among: try SchemaLibrary.all, architecture: architecture, selection: selection)
+            let report = try Validator.check(contents, file: path, architecture: architecture)
+            return SourceWeights(contents: contents, choice: choice, report: report)
+        } catch let e as StateDictSearchError {
+            throw FileError(path: path, problem: e)
+        } catch let e as FileError {
+            throw e
+        } catch {
+            throw FileError(path: path, problem: error, status: .invalid)
+        }
     }
 }
