@@ -1,3 +1,5 @@
+import AISLFDCore
+
 /// What can be wrong with an image file. Wrapped in `FileError`, so the message
 /// starts with the file's path.
 public enum ImageError: Error, CustomStringConvertible, Equatable, Sendable {
@@ -6,9 +8,11 @@ public enum ImageError: Error, CustomStringConvertible, Equatable, Sendable {
     case unknownFormat(signature: String)
     /// Past the reader's caps, or more pixels than the compressed data can plausibly hold.
     case tooLarge(width: Int, height: Int, reason: String)
-    /// libpng or libjpeg refused the data (truncated, bad CRC, bad compressed data, ...).
+    /// libpng or libjpeg refused the data (bad CRC, bad compressed data, ...).
     case corrupt(format: String, reason: String)
-    /// A valid image of a kind the reader does not convert (CMYK JPEG, 16-bit gray PNG).
+    /// The pixel data ends before the image does; `reason` says how many rows were decoded.
+    case truncated(format: String, reason: String)
+    /// A valid image of a kind the reader does not convert (CMYK or YCCK JPEG).
     case unsupported(format: String, reason: String)
     /// The pixel buffer given to the writer does not hold height * width * 3 bytes.
     case badPixelBuffer(count: Int, height: Int, width: Int)
@@ -17,13 +21,15 @@ public enum ImageError: Error, CustomStringConvertible, Equatable, Sendable {
     public var description: String {
         switch self {
         case .cannotRead(let reason):
-            return "cannot read the image (\(reason))"
+            return "cannot read the image (\(echoed(reason, limit: 300)))"
         case .unknownFormat(let signature):
             return "not a PNG or JPEG image (starts with \(signature.isEmpty ? "nothing" : signature))"
         case .tooLarge(let width, let height, let reason):
             return "image of \(width) x \(height) pixels is too large: \(reason)"
         case .corrupt(let format, let reason):
             return "corrupt \(format) image (\(reason))"
+        case .truncated(let format, let reason):
+            return "\(format) image \(reason), the pixel data ends early"
         case .unsupported(let format, let reason):
             return "unsupported \(format) image: \(reason)"
         case .badPixelBuffer(let count, let height, let width):

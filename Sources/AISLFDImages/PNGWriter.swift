@@ -15,7 +15,8 @@ public enum PNGWriter {
         }
     }
 
-    private static func encode(rgb: [UInt8], height: Int, width: Int) throws -> [UInt8] {
+    /// The PNG file's bytes, for a command that writes several files all or none.
+    public static func encode(rgb: [UInt8], height: Int, width: Int) throws -> [UInt8] {
         guard width > 0, height > 0, width <= ImageReader.maxSide, height <= ImageReader.maxSide,
               rgb.count == width * height * 3 else {
             throw ImageError.badPixelBuffer(count: rgb.count, height: height, width: width)

@@ -26,23 +26,61 @@ struct png_source {
     const unsigned char *data;
     size_t size;
     size_t position;
+    aislfd_image_info *info;
+    // Set while the pixel rows are read: a warning then means missing or garbled pixel data.
+    int reading_rows;
+    unsigned int rows_done;
+    int pass;
+    int interlaced;
 };
+
+// Names how far the pixel data got when it ran out or went wrong.
+static void png_fail_rows(png_structp png, struct png_source *source, const char *what) {
+    aislfd_image_info *info = source->info;
+    if (source->interlaced) {
+        snprintf(info->message, sizeof info->message, "%s: interlace pass %d of 7", what, source->pass + 1);
+    } else {
+        snprintf(info->message, sizeof info->message, "%s: %u of %u rows", what, source->rows_done, info->height);
+    }
+    info->truncated = strcmp(what, "truncated") == 0;
+    png_longjmp(png, 1);
+}
 
 static void png_read_from_memory(png_structp png, png_bytep out, size_t count) {
     struct png_source *source = (struct png_source *)png_get_io_ptr(png);
-    if (count > source->size - source->position) png_error(png, "file is truncated");
+    if (count > source->size - source->position) {
+        if (source->reading_rows) png_fail_rows(png, source, "truncated");
+        png_error(png, "file is truncated");
+    }
     memcpy(out, source->data + source->position, count);
     source->position += count;
 }
 
+static void png_on_row(png_structp png, png_uint_32 row, int pass) {
+    struct png_source *source = (struct png_source *)png_get_io_ptr(png);
+    source->rows_done = row;
+    source->pass = pass;
+}
+
 static void png_on_error(png_structp png, png_const_charp message) {
+    struct png_source *source = (struct png_source *)png_get_io_ptr(png);
+    if (source && source->reading_rows) {
+        // "Not enough image data", "Truncated compressed data": the rows stop early.
+        if (strstr(message, "ot enough") || strstr(message, "runcated")) png_fail_rows(png, source, "truncated");
+        char what[200];
+        snprintf(what, sizeof what, "corrupt pixel data (%s)", message);
+        png_fail_rows(png, source, what);
+    }
     set_message((aislfd_image_info *)png_get_error_ptr(png), message);
     png_longjmp(png, 1);
 }
 
+// Warnings about ancillary chunks (an sRGB profile, a text chunk) leave the pixels intact and
+// are ignored, as every decoder ignores them; a warning while the rows are read means the
+// pixel data is short or garbled (libpng would fill the rest), and is an error.
 static void png_on_warning(png_structp png, png_const_charp message) {
-    (void)png;
-    (void)message;
+    struct png_source *source = (struct png_source *)png_get_io_ptr(png);
+    if (source && source->reading_rows) png_on_error(png, message);
 }
 
 static int png_run(const unsigned char *data, size_t size, unsigned char *rgb, size_t rgb_size,
@@ -59,7 +97,7 @@ static int png_run(const unsigned char *data, size_t size, unsigned char *rgb, s
         set_message(info, "libpng could not start");
         return 1;
     }
-    struct png_source source = {data, size, 0};
+    struct png_source source = {data, size, 0, info, 0, 0, 0, 0};
     png_bytep *volatile rows = NULL;
     if (setjmp(png_jmpbuf(png))) {
         free(rows);
@@ -67,6 +105,9 @@ static int png_run(const unsigned char *data, size_t size, unsigned char *rgb, s
         return 1;
     }
     png_set_read_fn(png, &source, png_read_from_memory);
+    png_set_read_status_fn(png, png_on_row);
+    // Benign errors (too much image data, bad CRCs of ancillary chunks) are warnings: see png_on_warning.
+    png_set_benign_errors(png, 1);
     png_set_user_limits(png, AISLFD_PNG_MAX_SIDE, AISLFD_PNG_MAX_SIDE);
     png_read_info(png, png_info);
 
@@ -78,6 +119,7 @@ static int png_run(const unsigned char *data, size_t size, unsigned char *rgb, s
     info->bit_depth = bit_depth;
     info->color_type = color_type;
     info->channels = png_get_channels(png, png_info);
+    source.interlaced = interlace != PNG_INTERLACE_NONE;
     if (!rgb) {
         png_destroy_read_struct(&png, &png_info, NULL);
         return 0;
@@ -97,7 +139,9 @@ static int png_run(const unsigned char *data, size_t size, unsigned char *rgb, s
     rows = malloc(sizeof(png_bytep) * height);
     if (!rows) png_error(png, "out of memory for row pointers");
     for (png_uint_32 y = 0; y < height; y++) rows[y] = rgb + (size_t)y * width * 3;
+    source.reading_rows = 1;
     png_read_image(png, rows);
+    source.reading_rows = 0;
     png_read_end(png, NULL);
     free(rows);
     png_destroy_read_struct(&png, &png_info, NULL);
@@ -135,9 +179,24 @@ static void jpeg_on_error(j_common_ptr cinfo) {
 }
 
 static void jpeg_on_message(j_common_ptr cinfo, int level) {
-    // Warnings are silent, except running out of data: libjpeg would pad the
-    // image with gray where PIL reports a truncated file.
-    if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) jpeg_on_error(cinfo);
+    if (level >= 0) return;  // trace messages
+    int code = cinfo->err->msg_code;
+    // Metadata oddities leave the pixels intact.
+    if (code == JWRN_JFIF_MAJOR || code == JWRN_ADOBE_XFORM || code == JWRN_BOGUS_ICC || code == JWRN_EXTRANEOUS_DATA) return;
+    // Anything else is about the compressed data, which libjpeg would pad with gray.
+    struct jpeg_failure *failure = (struct jpeg_failure *)cinfo->err;
+    j_decompress_ptr decompress = (j_decompress_ptr)cinfo;
+    if (code == JWRN_JPEG_EOF || code == JWRN_HIT_MARKER) {
+        snprintf(failure->info->message, sizeof failure->info->message, "truncated: %u of %u rows",
+                 decompress->output_scanline, decompress->image_height);
+        failure->info->truncated = 1;
+        longjmp(failure->jump, 1);
+    }
+    char text[JMSG_LENGTH_MAX];
+    (*cinfo->err->format_message)(cinfo, text);
+    snprintf(failure->info->message, sizeof failure->info->message, "%s (at row %u of %u)", text,
+             decompress->output_scanline, decompress->image_height);
+    longjmp(failure->jump, 1);
 }
 
 static void jpeg_on_progress(j_common_ptr cinfo) {
@@ -174,6 +233,7 @@ static int jpeg_run(const unsigned char *data, size_t size, unsigned char *rgb, 
     info->channels = cinfo.num_components;
     info->bit_depth = cinfo.data_precision;
     info->color_type = cinfo.jpeg_color_space;
+    info->arithmetic = cinfo.arith_code;
     if (!rgb) {
         jpeg_destroy_decompress(&cinfo);
         return 0;

@@ -16,6 +16,11 @@ typedef struct {
     int bit_depth;
     /// PNG colour type, or libjpeg's J_COLOR_SPACE of the file.
     int color_type;
+    /// JPEG: arithmetic-coded (any entropy coding compresses better than Huffman's bit per block).
+    int arithmetic;
+    /// Nonzero when decoding failed because the pixel data ends before the image does
+    /// (`message` then says how many rows were decoded).
+    int truncated;
     /// What went wrong, from the library, when a call returns nonzero.
     char message[256];
 } aislfd_image_info;
@@ -27,7 +32,8 @@ int aislfd_png_info(const unsigned char *data, size_t size, aislfd_image_info *i
 /// expanded, gray replicated, alpha and tRNS dropped (not composited), 16-bit
 /// samples cut to their high byte, 1/2/4-bit gray scaled to 8 bits, gamma and
 /// colour chunks ignored. `rgb` holds width*height*3 bytes. The whole file up to
-/// IEND must be present. Returns 0 on success.
+/// IEND must be present, and a warning while the rows are read (data missing or
+/// garbled, which libpng would leave unfilled) is an error. Returns 0 on success.
 int aislfd_png_decode_rgb(const unsigned char *data, size_t size, unsigned char *rgb, size_t rgb_size,
                           aislfd_image_info *info);
 
@@ -35,9 +41,11 @@ int aislfd_png_decode_rgb(const unsigned char *data, size_t size, unsigned char 
 int aislfd_jpeg_info(const unsigned char *data, size_t size, aislfd_image_info *info);
 
 /// Decodes a grayscale, YCbCr or RGB JPEG to 8-bit RGB with libjpeg's defaults
-/// (PIL's too: islow IDCT, fancy upsampling). Data ending before the EOI marker
-/// is an error (PIL: "image file is truncated"); other libjpeg warnings are
-/// ignored as PIL ignores them. Returns 0 on success.
+/// (PIL's too: islow IDCT, fancy upsampling). Every libjpeg warning about the
+/// compressed data (it ends early, hits a marker, has a bad Huffman code: libjpeg
+/// would fill the rest with gray) is an error; warnings about metadata (JFIF
+/// revision, Adobe transform, ICC profile, stray bytes between segments) are
+/// ignored. Returns 0 on success.
 int aislfd_jpeg_decode_rgb(const unsigned char *data, size_t size, unsigned char *rgb, size_t rgb_size,
                            aislfd_image_info *info);
 
