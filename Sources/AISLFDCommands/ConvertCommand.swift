@@ -1,4 +1,5 @@
 import AISLFDCore
+import AISLFDInputs
 import AISLFDReaders
 import AISLFDSchema
 import ArgumentParser
@@ -10,21 +11,29 @@ public struct ConvertCommand: ParsableCommand {
         abstract: "Validate PyTorch-exported weights and convert them to a compact .aisw file.",
         discussion: """
         INPUT is an HDF5, NPZ, PyTorch (.pth/.pt) or safetensors file, recognised by its content. \
-        The weights are checked against the architecture's schema first; every problem is listed \
-        and nothing is written unless they are valid. Exit status: 0 success, 1 invalid weights, \
-        2 usage error or unreadable file.
-        """)
+        A training checkpoint is searched for its weights: the top level or an entry (model_state_dict, \
+        state_dict, model, ema, an HDF5 group, ...) whose names are an architecture's once the wrapper \
+        prefixes module., _orig_mod. and model. are removed; a note says what was taken (--entry and \
+        --strip-prefix decide otherwise). The weights are checked against the architecture's schema \
+        first; every problem is listed and nothing is written unless they are valid. Exit status: \
+        0 success, 1 invalid weights, 2 usage error, unreadable file, or OUTPUT being INPUT.
+        """,
+        version: AISLFDVersion.text)
 
-    @Argument(help: "The source weights file.")
+    @Argument(help: ArgumentHelp("The source weights file.", valueName: "input"))
     var input: String
 
-    @Argument(help: "The .aisw file to write (not with --check).")
+    @Argument(help: ArgumentHelp("The .aisw file to write (not with --check).", valueName: "output.aisw"))
     var output: String?
 
     @Flag(help: "Only validate the weights (for CI); write nothing.")
     var check = false
 
+    @Flag(help: "Print every stored tensor's storage, size and rounding error, not only the summary.")
+    var verbose = false
+
     @OptionGroup var architecture: ArchitectureOption
+    @OptionGroup var stateDict: StateDictOptions
     @OptionGroup var conversion: ConversionArguments
     @OptionGroup var format: OutputOptions
 
@@ -36,24 +45,30 @@ public struct ConvertCommand: ParsableCommand {
     }
 
     public func run() throws {
-        let contents = try WeightsReader.read(path: input, hdf5Isolation: .thisProgram)
-        let report: ValidationReport
-        do {
-            report = try Validator.check(contents, file: input, architecture: architecture.id)
-        } catch let error as SchemaError {
-            throw FileError(path: input, problem: error, status: .invalid)
-        }
+        let console = Console.current
+        if let output { try FileSystem.refuseOverwriting(outputs: [output], inputs: [input]) }
+        let source = try SourceWeights.load(path: input, architecture: architecture.id, selection: stateDict.selection,
+                                            hdf5Isolation: .thisProgram)
+        let report = source.report
         if check {
-            Output.print(format.json ? try report.jsonText() : report.humanReadable)
-            if !report.valid { throw CommandFailure(.invalid) }
+            try console.report(human: report.humanReadable, document: report, status: report.valid ? .success : .invalid)
             return
         }
         guard report.valid else {
-            // The report goes to stderr: stdout is reserved for the conversion report.
-            Output.printError(report.humanReadable)
-            throw CommandFailure(.invalid, "\(input): not converted: the weights do not match \(report.architecture)")
+            // stdout is reserved for the conversion report: people get the problems on stderr.
+            if !console.json && !console.quiet { Output.printError(report.humanReadable) }
+            Output.printError("\(echoed(input, limit: 4096)): not converted: the weights do not match \(report.architecture)")
+            if console.json { try console.report(human: "", document: report, status: .invalid) }
+            throw CommandFailure(.invalid)
         }
         guard let output else { return }
-        try conversion.convert(contents, inputPath: input, architecture: report.architecture, to: output, json: format.json)
+        for note in source.contents.notes { console.note(echoed(input, limit: 4096) + ": " + note) }
+        let made = try console.withProgress("aislfd-convert: \(conversion.precision.rawValue)") { step in
+            try conversion.convert(source.contents, inputPath: input, architecture: report.architecture, progress: step)
+        }
+        try made.write(to: output)
+        let summary = verbose ? made.report.humanReadable : made.report.summary
+        try console.report(human: summary + "\nwrote \(output)" + (verbose ? "" : " (--verbose: every tensor)"),
+                           document: made.report)
     }
 }

@@ -12,12 +12,16 @@ public struct InspectCommand: ParsableCommand {
         abstract: "Show the architecture, metadata and every tensor of a supported file.",
         discussion: """
         FILE is a source weights file (HDF5, NPZ, PyTorch, safetensors), a converted .aisw model, \
-        or an .npy array. For .aisw files every checksum is verified; a mismatch exits with status 2.
-        """)
+        or an .npy array. For .aisw files every checksum is verified; a mismatch exits with status 2. \
+        Tensors are listed under their names in the file; the architecture and roles are those of \
+        the state_dict the other commands would take (a note says where it is).
+        """,
+        version: AISLFDVersion.text)
 
-    @Argument(help: "The file to inspect.")
+    @Argument(help: ArgumentHelp("The file to inspect.", valueName: "file"))
     var file: String
 
+    @OptionGroup var stateDict: StateDictOptions
     @OptionGroup var format: OutputOptions
 
     public init() {}
@@ -43,7 +47,7 @@ public struct InspectCommand: ParsableCommand {
 
     public func run() throws {
         let report = try inspect()
-        Output.print(format.json ? try prettyJSON(report) : render(report))
+        try Console.current.report(human: render(report), document: report)
     }
 
     func inspect() throws -> Report {
@@ -65,13 +69,21 @@ public struct InspectCommand: ParsableCommand {
                           tensors: [Report.Tensor(key: t.key, dtype: t.dtype.rawValue, shape: t.shape, bytes: t.byteCount)])
         case .source(let format):
             let contents = try WeightsReader.read(path: file, format: format, hdf5Isolation: .thisProgram)
-            let detection = try? ArchitectureDetector.detect(keys: contents.tensors.map(\.key))
+            // The roles are those of the state_dict the other commands would take, named in the file as they are.
+            let schemas = (try? SchemaLibrary.all) ?? []
+            let (found, choice) = try blame(file) { try StateDictSearch.locate(contents, among: schemas, selection: stateDict.selection) }
+            let detection = try? ArchitectureDetector.detect(keys: found.tensors.map(\.key))
             let schema = detection?.architecture.flatMap { try? SchemaLibrary.load(id: $0) }
-            let tensors = contents.tensors.map {
-                Report.Tensor(key: $0.key, dtype: $0.dtype.rawValue, shape: $0.shape, bytes: $0.byteCount,
-                              role: schema?.tensor($0.key)?.role.rawValue)
+            let entry = choice.entry.isEmpty ? "" : choice.entry + "."
+            var roles: [String: String] = [:]
+            for t in found.tensors {
+                guard let role = schema?.tensor(t.key)?.role.rawValue else { continue }
+                roles[entry + choice.stripped.joined() + t.key] = role
             }
-            var notes = contents.notes
+            let tensors = contents.tensors.map {
+                Report.Tensor(key: $0.key, dtype: $0.dtype.rawValue, shape: $0.shape, bytes: $0.byteCount, role: roles[$0.key])
+            }
+            var notes = found.notes
             if let detection, detection.architecture == nil || detection.lowOverlap || !detection.tied.isEmpty {
                 notes.append("architecture: " + detection.summary)
             }
@@ -92,7 +104,9 @@ public struct InspectCommand: ParsableCommand {
             lines.append("passes: " + m.passes.map(\.name).joined(separator: ", "))
             for fold in m.folds { lines.append("fold: \(fold.from) -> \(fold.into) (\(fold.kind))") }
         }
-        for (key, value) in (r.metadata ?? [:]).sorted(by: { $0.key < $1.key }) { lines.append("metadata: \(key) = \(value)") }
+        for (key, value) in (r.metadata ?? [:]).sorted(by: { $0.key < $1.key }) {
+            lines.append("metadata: \(echoed(key)) = \(echoed(value, limit: 300))")
+        }
         lines += r.notes.map { "note: " + $0 }
         let keyWidth = max(3, r.tensors.map(\.key.count).max() ?? 0)
         let shapes = r.tensors.map { shapeText($0.shape) }
@@ -100,7 +114,7 @@ public struct InspectCommand: ParsableCommand {
         let pad = leftAligned, padLeft = rightAligned
         lines.append(pad("key", keyWidth) + "  " + pad(r.kind == "aisw" ? "storage" : "dtype", 8) + "  " + pad("shape", shapeWidth) + padLeft("bytes", 12) + "  role")
         for (t, shape) in zip(r.tensors, shapes) {
-            lines.append(pad(t.key, keyWidth) + "  " + pad(t.dtype, 8) + "  " + pad(shape, shapeWidth) + padLeft(grouped(t.bytes), 12) + "  " + (t.role ?? "-"))
+            lines.append(pad(echoed(t.key, limit: 200), keyWidth) + "  " + pad(t.dtype, 8) + "  " + pad(shape, shapeWidth) + padLeft(grouped(t.bytes), 12) + "  " + (t.role ?? "-"))
         }
         let total = r.tensors.reduce(0) { $0 + $1.bytes }
         lines.append("\(r.tensors.count) tensors, \(grouped(total)) bytes of tensor data")

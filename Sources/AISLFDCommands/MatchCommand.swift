@@ -15,56 +15,68 @@ public struct MatchCommand: ParsableCommand {
         discussion: """
         Eq. 1: dis(q, k) = sum_s softmax_s(m_s^q . m_s^k) * ||l_s^q - l_s^k||, the meta descriptors \
         weighting the four invariances per pair. --distance squared uses LISRD's 2 - 2 l.l instead \
-        of the L2 distance. Writes matches int64 [M, 2] and distance float32 [M].
-        """)
+        of the L2 distance. Writes matches int64 [M, 2] and distance float32 [M]; with --draw also \
+        a picture: both files or neither, never one of the inputs (exit 2).
 
-    @Argument(help: "A .aisw model or a source weights file.")
+        \(imageReadingHelp)
+        """,
+        version: AISLFDVersion.text)
+
+    @Argument(help: ArgumentHelp("A .aisw model or a source weights file.", valueName: "model"))
     var model: String
-    @Argument(help: "First image (PNG, JPEG or .npy).")
+    @Argument(help: ArgumentHelp("First image (PNG, JPEG or .npy).", valueName: "image0"))
     var image0: String
-    @Argument(help: "Second image.")
+    @Argument(help: ArgumentHelp("Second image.", valueName: "image1"))
     var image1: String
 
-    @Option(help: "Keypoints of the first image, .npy float32 [N, 2] (x, y).")
+    @Option(help: ArgumentHelp("Keypoints of the first image, .npy [N, 2] (x, y): float32, float64 or integers.", valueName: "k0.npy"))
     var keypoints0: String
-    @Option(help: "Keypoints of the second image.")
+    @Option(help: ArgumentHelp("Keypoints of the second image.", valueName: "k1.npy"))
     var keypoints1: String
-    @Option(name: .short, help: "The match file to write (NPZ).")
+    @Option(name: .short, help: ArgumentHelp("The match file to write (NPZ).", valueName: "m.npz"))
     var output: String
-    @Option(help: "eq1 (Eq. 1, the default) or squared.")
+    @Option(help: ArgumentHelp("eq1 (Eq. 1, the default) or squared.", valueName: "eq1|squared"))
     var distance: DistanceKind = .eq1
-    @Option(help: "Also draw the two images side by side with a line per match (PNG).")
+    @Option(help: ArgumentHelp("Also draw the two images side by side with a line per match (PNG).", valueName: "m.png"))
     var draw: String?
 
     @OptionGroup var threads: ThreadOption
     @OptionGroup var architecture: ArchitectureOption
+    @OptionGroup var stateDict: StateDictOptions
+    @OptionGroup var imageOptions: ImageOptions
     @OptionGroup var format: OutputOptions
 
     public init() {}
 
     public func run() throws {
-        let network = try ModelFile.load(path: model, architecture: architecture.id, hdf5Isolation: .thisProgram)
-            .makeModel(threads.configuration)
-        let points0 = try InputFiles.keypoints(path: keypoints0), points1 = try InputFiles.keypoints(path: keypoints1)
-        let input0 = try InputFiles.image(path: image0), input1 = try InputFiles.image(path: image1)
-        let d0 = try describe(network, input0, image0, points0, keypoints0), d1 = try describe(network, input1, image1, points1, keypoints1)
-        let matches = try Matching.mutualNearestNeighbours(d0, d1, kind: distance, threads: network.configuration.threads)
+        let console = Console.current
+        try FileSystem.refuseOverwriting(outputs: [output] + (draw.map { [$0] } ?? []),
+                                         inputs: [model, image0, image1, keypoints0, keypoints1])
+        // The inputs first: a bad image is refused before the model is loaded.
+        let input0 = try console.image(image0, imageOptions), input1 = try console.image(image1, imageOptions)
+        let points0 = try console.keypoints(keypoints0, for: input0), points1 = try console.keypoints(keypoints1, for: input1)
+        let network = try console.model(model, architecture, stateDict).makeModel(threads.configuration)
+        let matches = try console.withProgress("aislfd-match") { step -> [Match] in
+            step("first image")
+            let d0 = try describe(network, input0, image0, points0, keypoints0)
+            step("second image")
+            let d1 = try describe(network, input1, image1, points1, keypoints1)
+            step("matching")
+            return try Matching.mutualNearestNeighbours(d0, d1, kind: distance, threads: network.configuration.threads)
+        }
 
-        try NPZWriter.write([
+        var files = [(path: output, bytes: try blame(output) { try NPZWriter.encode([
             NamedTensor(key: "matches", shape: [matches.count, 2], int64: matches.flatMap { [Int64($0.index0), Int64($0.index1)] }),
             NamedTensor(key: "distance", shape: [matches.count], floats: matches.map(\.distance)),
-        ], to: output)
-        if let draw { try drawPicture(matches, input0, input1, points0, points1, to: draw) }
+        ]) })]
+        if let draw { files.append((draw, try blame(draw) { try picture(matches, input0, input1, points0, points1) })) }
+        try FileSystem.writeAtomically(files)
 
         struct Summary: Encodable { var keypoints0: Int; var keypoints1: Int; var matches: Int; var distance: String; var output: String; var picture: String? }
         let summary = Summary(keypoints0: points0.count, keypoints1: points1.count, matches: matches.count,
                               distance: distance.rawValue, output: output, picture: draw)
-        if format.json {
-            Output.print(try prettyJSON(summary))
-        } else {
-            Output.print("\(matches.count) mutual nearest neighbours of \(points0.count) x \(points1.count) keypoints (\(distance.rawValue) distance)")
-            Output.print("wrote \(output)" + (draw.map { " and \($0)" } ?? ""))
-        }
+        try console.report(human: "\(matches.count) mutual nearest neighbours of \(points0.count) x \(points1.count) keypoints (\(distance.rawValue) distance)\n"
+                           + "wrote \(output)" + (draw.map { " and \($0)" } ?? ""), document: summary)
     }
 
     private func describe(_ network: Model, _ input: Image, _ image: String, _ points: [Keypoint], _ keypointsPath: String) throws -> KeypointDescriptors {
@@ -72,8 +84,8 @@ public struct MatchCommand: ParsableCommand {
         return try blame(keypointsPath) { try outputs.describe(points) }
     }
 
-    private func drawPicture(_ matches: [Match], _ image0: Image, _ image1: Image, _ points0: [Keypoint], _ points1: [Keypoint],
-                             to path: String) throws {
+    /// The PNG bytes of the two images side by side, a line per match.
+    private func picture(_ matches: [Match], _ image0: Image, _ image1: Image, _ points0: [Keypoint], _ points1: [Keypoint]) throws -> [UInt8] {
         let left = rgb(image0), right = rgb(image1)
         var picture = MatchPicture(left: left, right: right, scale: MatchPicture.scale(forHeight: 480, left: left, right: right))
         for (i, m) in matches.enumerated() {
@@ -81,7 +93,7 @@ public struct MatchCommand: ParsableCommand {
             picture.connect(left: (a.x, a.y), right: (b.x, b.y), index: i)
         }
         let canvas = picture.canvas
-        try PNGWriter.write(rgb: canvas.pixels, height: canvas.height, width: canvas.width, to: path)
+        return try PNGWriter.encode(rgb: canvas.pixels, height: canvas.height, width: canvas.width)
     }
 
     /// 8-bit pixels of an input image: values in [0, 1] scaled to 255 (a PNG's or JPEG's own

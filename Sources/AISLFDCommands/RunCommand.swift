@@ -11,24 +11,28 @@ public struct RunCommand: ParsableCommand {
         commandName: "aislfd-run",
         abstract: "Compute the descriptor and meta maps of an image (and descriptors at keypoints).",
         discussion: """
-        MODEL is a .aisw file or any source weights file. IMAGE is PNG, JPEG, or .npy float32 \
-        [3, H, W] or [1, 3, H, W] used as is. Writes an NPZ with image, desc.*, meta.* and, with \
-        --keypoints, keypoints, kp_desc and kp_meta.
-        """)
+        MODEL is a .aisw file or any source weights file (a training checkpoint is searched for its \
+        weights, as aislfd-convert does). Writes an NPZ with image, desc.*, meta.* and, with \
+        --keypoints, keypoints, kp_desc and kp_meta. Keypoints outside the image get a warning. \
+        RUN.npz must not be one of the inputs (exit 2).
 
-    @Argument(help: "A .aisw model or a source weights file.")
+        \(imageReadingHelp)
+        """,
+        version: AISLFDVersion.text)
+
+    @Argument(help: ArgumentHelp("A .aisw model or a source weights file.", valueName: "model"))
     var model: String
 
-    @Argument(help: "PNG, JPEG or .npy image.")
+    @Argument(help: ArgumentHelp("PNG, JPEG or .npy image.", valueName: "image"))
     var image: String
 
-    @Option(name: .short, help: "The run file to write (NPZ).")
+    @Option(name: .short, help: ArgumentHelp("The run file to write (NPZ).", valueName: "run.npz"))
     var output: String
 
-    @Option(help: "Keypoints, .npy float32 [N, 2] of pixel coordinates (x, y).")
+    @Option(help: ArgumentHelp("Keypoints, .npy [N, 2] of pixel coordinates (x, y): float32, float64 or integers.", valueName: "kp.npy"))
     var keypoints: String?
 
-    @Option(name: .customLong("repeat"), help: ArgumentHelp("Run the forward pass N times and report min and median seconds per pass.", valueName: "N"))
+    @Option(name: .customLong("repeat"), help: ArgumentHelp("Run the forward pass this many times and report min and median seconds per pass.", valueName: "count"))
     var repetitions: Int = 1
 
     @Flag(help: "Also write the intermediate activations act.* (for comparing layer by layer).")
@@ -36,6 +40,9 @@ public struct RunCommand: ParsableCommand {
 
     @OptionGroup var threads: ThreadOption
     @OptionGroup var architecture: ArchitectureOption
+    @OptionGroup var stateDict: StateDictOptions
+    @OptionGroup var imageOptions: ImageOptions
+    @OptionGroup var format: OutputOptions
 
     public init() {}
 
@@ -43,11 +50,28 @@ public struct RunCommand: ParsableCommand {
         if repetitions < 1 { throw ValidationError("--repeat must be at least 1") }
     }
 
+    struct Summary: Encodable {
+        var architecture: String
+        var precision: String
+        var image: [Int]
+        var desc: [Int]
+        var meta: [Int]
+        var keypoints: Int?
+        var passes: Int
+        var minSeconds: Double
+        var medianSeconds: Double
+        var threads: Int
+        var output: String
+    }
+
     public func run() throws {
-        let loaded = try ModelFile.load(path: model, architecture: architecture.id, hdf5Isolation: .thisProgram)
+        let console = Console.current
+        try FileSystem.refuseOverwriting(outputs: [output], inputs: [model, image] + (keypoints.map { [$0] } ?? []))
+        // The inputs first: a bad image is refused before the model is loaded.
+        let input = try console.image(image, imageOptions)
+        let points = try keypoints.map { try console.keypoints($0, for: input) }
+        let loaded = try console.model(model, architecture, stateDict)
         let network = try loaded.makeModel(threads.configuration)
-        let input = try InputFiles.image(path: image)
-        let points = try keypoints.map { try InputFiles.keypoints(path: $0) }
 
         func timedPass() throws -> (ModelOutputs, Double) {
             let start = DispatchTime.now().uptimeNanoseconds
@@ -56,9 +80,16 @@ public struct RunCommand: ParsableCommand {
         }
         // Earlier passes' outputs are dropped at once: a pass must not run while another
         // holds the buffers it would reuse (it would copy them first).
-        var times = try (1..<repetitions).map { _ in try timedPass().1 }
-        let (outputs, seconds) = try timedPass()
-        times.append(seconds)
+        let (outputs, times) = try console.withProgress("aislfd-run: \(input.height)x\(input.width) image") { step in
+            var times: [Double] = []
+            for i in 1..<repetitions {
+                step("pass \(i) of \(repetitions)")
+                times.append(try timedPass().1)
+            }
+            step("pass \(repetitions) of \(repetitions)")
+            let (outputs, seconds) = try timedPass()
+            return (outputs, times + [seconds])
+        }
 
         var arrays = [NamedTensor(key: "image", shape: [1, 3, input.height, input.width], floats: input.values)]
         arrays += outputs.namedArrays.map(NamedTensor.init)
@@ -70,13 +101,16 @@ public struct RunCommand: ParsableCommand {
         try NPZWriter.write(arrays, to: output)
 
         let desc = outputs.desc[0], meta = outputs.meta[0]
-        var line = "\(loaded.architecture.rawValue) \(loaded.precision.rawValue): \(input.height)x\(input.width) image -> desc 128x\(desc.height)x\(desc.width), meta \(meta.channels)x\(meta.height)x\(meta.width)"
-        if let points { line += ", \(points.count) keypoints" }
-        Output.print(line)
         let sorted = times.sorted()
         let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-        Output.print(String(format: "forward: %d pass%@, min %.4f s, median %.4f s per pass (%d threads)",
-                            times.count, times.count == 1 ? "" : "es", sorted[0], median, network.configuration.threads))
-        Output.print("wrote \(output)")
+        let summary = Summary(architecture: loaded.architecture.rawValue, precision: loaded.precision.rawValue,
+                              image: [input.height, input.width], desc: [128, desc.height, desc.width],
+                              meta: [meta.channels, meta.height, meta.width], keypoints: points?.count, passes: times.count,
+                              minSeconds: sorted[0], medianSeconds: median, threads: network.configuration.threads, output: output)
+        var line = "\(summary.architecture) \(summary.precision): \(input.height)x\(input.width) image -> desc 128x\(desc.height)x\(desc.width), meta \(meta.channels)x\(meta.height)x\(meta.width)"
+        if let points { line += ", \(points.count) keypoints" }
+        let timing = String(format: "forward: %d pass%@, min %.4f s, median %.4f s per pass (%d threads)",
+                            times.count, times.count == 1 ? "" : "es", sorted[0], median, network.configuration.threads)
+        try console.report(human: [line, timing, "wrote \(output)"].joined(separator: "\n"), document: summary)
     }
 }

@@ -14,26 +14,28 @@ public struct VerifyCommand: ParsableCommand {
         1e-4 of their largest value and keypoint cosines >= 0.99999; fp16 cosines >= 0.99995 and \
         nearest-neighbour agreement >= 0.99; int8 cosines >= 0.998 (kp_desc) and 0.999 (kp_meta), \
         agreement >= 0.95. Exit status 1 when any decisive figure is out of tolerance.
-        """)
+        """,
+        version: AISLFDVersion.text)
 
-    @Argument(help: "A .aisw model or a source weights file.")
+    @Argument(help: ArgumentHelp("A .aisw model or a source weights file.", valueName: "model"))
     var model: String
 
-    @Option(help: "Reference NPZ written by tools/make_reference.py.")
+    @Option(help: ArgumentHelp("Reference NPZ written by tools/make_reference.py.", valueName: "ref.npz"))
     var reference: String
 
     @Flag(name: .customLong("per-layer"), help: "Also compare the reference's act.* activations and name the first layer out of tolerance.")
     var perLayer = false
 
     @OptionGroup var architecture: ArchitectureOption
+    @OptionGroup var stateDict: StateDictOptions
     @OptionGroup var format: OutputOptions
 
     public init() {}
 
     public func run() throws {
-        let loaded = try ModelFile.load(path: model, architecture: architecture.id, hdf5Isolation: .thisProgram)
+        let console = Console.current
+        let loaded = try console.model(model, architecture, stateDict)
         let report = try Verifier.verify(loaded, referencePath: reference, perLayer: perLayer)
-        Output.print(format.json ? try prettyJSON(report) : report.humanReadable)
-        if !report.pass { throw CommandFailure(.invalid) }
+        try console.report(human: report.humanReadable, document: report, status: report.pass ? .success : .invalid)
     }
 }

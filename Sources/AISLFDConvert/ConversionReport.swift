@@ -102,16 +102,9 @@ public struct ConversionReport: Codable, Equatable, Sendable {
     /// The `--json` document: pretty-printed, keys sorted.
     public func jsonText() throws -> String { try prettyJSON(self) }
 
-    /// A table of the stored tensors, then the totals.
+    /// A table of the stored tensors, then the totals (`--verbose`).
     public var humanReadable: String {
-        var lines: [String] = []
-        lines.append("\(architecture) -> \(precision)\(fold ? ", BatchNorms folded" : ", not folded")"
-                     + "\(clamp ? ", fp16 clamping on" : "")\(keep.isEmpty ? "" : ", kept at fp32: " + keep.joined(separator: " "))")
-        lines.append("passes: " + passes.joined(separator: ", "))
-        if !folds.isEmpty {
-            let kinds = Dictionary(grouping: folds, by: \.kind).map { "\($0.value.count) \($0.key)" }.sorted()
-            lines.append("folds: " + kinds.joined(separator: ", "))
-        }
+        var lines = headerLines
         let keyWidth = max(3, tensors.map(\.key.count).max() ?? 0)
         let pad = leftAligned, padLeft = rightAligned
         lines.append(pad("key", keyWidth) + "  storage  " + pad("shape", 16) + padLeft("bytes", 11) + padLeft("SQNR dB", 10) + padLeft("max abs err", 13)
@@ -126,19 +119,50 @@ public struct ConversionReport: Codable, Equatable, Sendable {
             if let p = t.keptBy { line += "  kept by \"\(p)\"" }
             lines.append(line)
         }
+        return (lines + totalLines).joined(separator: "\n")
+    }
+
+    /// What was made, its size and what rounding cost, in a few lines (the default report).
+    public var summary: String {
+        var lines = headerLines + totalLines
+        let rounded = Dictionary(grouping: tensors.compactMap(\.rounding), by: { $0 }).map { "\($0.value.count) \($0.key)" }.sorted()
+        if !rounded.isEmpty { lines.insert("int8 rounding: " + rounded.joined(separator: ", "), at: headerLines.count) }
+        let promoted = tensors.filter { $0.promotion != nil }.count
+        if promoted > 0 { lines.insert("promoted to a wider storage: \(promoted) tensors", at: headerLines.count) }
+        return lines.joined(separator: "\n")
+    }
+
+    private var headerLines: [String] {
+        var lines: [String] = []
+        lines.append("\(architecture) -> \(precision)\(fold ? ", BatchNorms folded" : ", not folded")"
+                     + "\(clamp ? ", fp16 clamping on" : "")\(keep.isEmpty ? "" : ", kept at fp32: " + keep.joined(separator: " "))")
+        lines.append("passes: " + passes.joined(separator: ", "))
+        if !folds.isEmpty {
+            let kinds = Dictionary(grouping: folds, by: \.kind).map { "\($0.value.count) \($0.key)" }.sorted()
+            lines.append("folds: " + kinds.joined(separator: ", "))
+        }
+        return lines
+    }
+
+    private var totalLines: [String] {
+        var lines: [String] = []
         let s = totals
         let storages = s.tensorsByStorage.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         lines.append("tensors: \(s.sourceTensors) in the source, \(s.storedTensors) stored (\(storages))")
         lines.append("size: source fp32 payload \(grouped(s.sourcePayloadBytes)) bytes, output \(grouped(s.outputBytes)) bytes"
                      + " (" + String(format: "%.1f", s.ratio * 100) + "%)"
                      + (s.sizeBudget.map { ", budget " + String(format: "%.1f", $0 * 100) + "%" } ?? ""))
-        var quality = "SQNR: all stored values \(s.sqnr) dB, quantized weights \(s.quantizedSQNR) dB"
-        if let k = s.lowestSQNRTensor { quality += ", lowest \(s.lowestSQNR) dB (\(k))" }
-        lines.append(quality)
+        if s.tensorsByStorage.keys.allSatisfy({ $0 == "fp32" }) && s.sqnr.isExact {
+            lines.append("values: every stored value is exact (fp32)")
+        } else {
+            var quality = "SQNR: all stored values \(s.sqnr) dB, quantized weights \(s.quantizedSQNR) dB"
+            if let k = s.lowestSQNRTensor { quality += ", lowest \(s.lowestSQNR) dB (\(k))" }
+            lines.append(quality)
+        }
         if s.fp16Overflow > 0 { lines.append("fp16: \(s.fp16Overflow) values clamped to +-65504") }
         if s.fp16FlushedToZero > 0 { lines.append("fp16: \(s.fp16FlushedToZero) nonzero values flushed to zero") }
         lines += notes.map { "note: " + $0 }
-        return lines.joined(separator: "\n")
+        return lines
     }
 }
 

@@ -3,6 +3,9 @@ import AISLFDCore
 import AISLFDFormat
 import AISLFDSchema
 
+/// Called with one line about the step a long conversion is at ("sensitivity 12 of 57").
+public typealias ConversionProgress = @Sendable (String) -> Void
+
 /// How a tensor will be stored, once a quantization pass has decided.
 enum StoredForm {
     case fp32
@@ -91,6 +94,8 @@ struct ConversionState {
     var moments: [String: InputMoments] = [:]
     /// Bytes the mixed-precision pass leaves for the file's header, metadata and table.
     var reservedBytes = 0
+    /// Told what the calibration passes are doing, step by step (the commands show it).
+    var progress: ConversionProgress?
 
     init(schema: ArchitectureSchema, options: ConversionOptions, source: [NamedTensor]) {
         self.schema = schema

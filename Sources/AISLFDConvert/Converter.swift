@@ -50,7 +50,7 @@ public struct Conversion: Sendable {
 /// wiring, never from tensor names. docs/conversion.md describes every pass.
 public enum Converter {
     public static let name = "aislfd-convert"
-    public static let version = "0.1.0"
+    public static let version = AISLFDVersion.text
 
     /// The passes `options` runs, in order.
     public static func passNames(_ options: ConversionOptions) -> [String] {
@@ -71,11 +71,14 @@ public enum Converter {
 
     /// `contents` should already have passed `Validator`; anything that would stop the
     /// conversion is still caught here and thrown as a `ConversionError` naming the tensor.
+    /// `progress` hears about each calibration step (seconds of work at fp16 and int8).
     public static func convert(_ contents: WeightsContents, schema: ArchitectureSchema, source: AISWMetadata.Source,
                                options: ConversionOptions = ConversionOptions(),
-                               converter: AISWMetadata.Converter = AISWMetadata.Converter(name: Converter.name, version: Converter.version)) throws -> Conversion {
+                               converter: AISWMetadata.Converter = AISWMetadata.Converter(name: Converter.name, version: Converter.version),
+                               progress: ConversionProgress? = nil) throws -> Conversion {
         try checkInput(contents, schema)
         var state = ConversionState(schema: schema, options: options, source: contents.tensors)
+        state.progress = progress
         var records: [AISWMetadata.Pass] = []
         let measured = SensitivityCache()
         var list = passes(options, measured: measured)

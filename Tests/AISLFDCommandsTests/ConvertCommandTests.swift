@@ -55,14 +55,23 @@ final class ConvertCommandTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder.appendingPathComponent("out.aisw").path))
     }
 
+    /// A prefix other than the wrappers removed on their own gets a hint naming --strip-prefix,
+    /// which then makes the file valid.
     func testPrefixedNamesGetAHint() throws {
         var contents = try SafetensorsReader.read(path: Fixtures.repoPath("Weights/aislfd-c.safetensors"))
-        contents.tensors = contents.tensors.map { NamedTensor(key: "model." + $0.key, dtype: $0.dtype, shape: $0.shape, data: $0.data) }
+        contents.tensors = contents.tensors.map { NamedTensor(key: "net." + $0.key, dtype: $0.dtype, shape: $0.shape, data: $0.data) }
         try NPZWriter.write(contents.tensors, to: folder.appendingPathComponent("prefixed.npz").path)
         let r = try Commands.run("aislfd-convert", ["prefixed.npz", "--check", "--arch", "aislfd-c"], in: folder)
         XCTAssertEqual(r.status, 1)
         XCTAssertTrue(r.stdout.contains("only by a prefix"), r.stdout)
-        XCTAssertTrue(r.stdout.contains("model."), r.stdout)
+        XCTAssertTrue(r.stdout.contains("(--strip-prefix net.)"), r.stdout)
+        let stripped = try Commands.run("aislfd-convert", ["prefixed.npz", "--check", "--strip-prefix", "net."], in: folder)
+        XCTAssertEqual(stripped.status, 0, stripped.stdout)
+        XCTAssertTrue(stripped.stdout.contains("note: stripped 'net.' from the tensor names"), stripped.stdout)
+        // The wrappers need no flag.
+        contents.tensors = contents.tensors.map { NamedTensor(key: "module." + $0.key.dropFirst(4), dtype: $0.dtype, shape: $0.shape, data: $0.data) }
+        try NPZWriter.write(contents.tensors, to: folder.appendingPathComponent("wrapped.npz").path)
+        XCTAssertEqual(try Commands.run("aislfd-convert", ["wrapped.npz", "--check"], in: folder).status, 0)
     }
 
     /// The fp16 file is at most 52% of the source's fp32 payload and the int8 file at most
@@ -120,7 +129,7 @@ final class ConvertCommandTests: XCTestCase {
     /// exit status 1 or 2, never a crash, within a second.
     func testHostileFilesGetOneLineAndNeverCrash() throws {
         var count = 0, slowest = (seconds: 0.0, path: "")
-        for folderName in ["hdf5", "safetensors", "npz", "torch", "zip", "aisw"] {
+        for folderName in ["hdf5", "hdf5/training", "safetensors", "npz", "torch", "torch/training", "zip", "aisw"] {
             let dir = Fixtures.path(folderName)
             for name in try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
             where [".h5", ".safetensors", ".npz", ".pth", ".zip", ".aisw"].contains(where: name.hasSuffix) {

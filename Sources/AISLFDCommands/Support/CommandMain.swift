@@ -5,7 +5,8 @@ import Foundation
 
 /// Runs a command with the exit statuses of interfaces.md: ArgumentParser's own
 /// usage errors (which it would report as 64) become 2, and our typed errors
-/// carry their own status.
+/// carry their own status. Every error is one line on stderr (with `--json` also one
+/// JSON document on stdout).
 public enum CommandMain {
     public static func run<C: ParsableCommand>(_ command: C.Type) -> Never {
         // Started again by itself to read an HDF5 file in isolation (HDF5Isolation.thisProgram).
@@ -14,25 +15,28 @@ public enum CommandMain {
     }
 
     public static func status<C: ParsableCommand>(of command: C.Type, arguments: [String]?) -> Int32 {
+        // Known before parsing, so that a usage error too comes out as --json asks.
+        let options = (arguments ?? Array(CommandLine.arguments.dropFirst())).prefix { $0 != "--" }
+        let console = Console(json: options.contains("--json"), quiet: options.contains("--quiet") || options.contains("-q"))
+        Console.current = console
         do {
             var parsed = try command.parseAsRoot(arguments)
             try parsed.run()
             return ExitStatus.success.rawValue
         } catch let error as FileError {
-            Output.printError(error.description)
-            return error.status.rawValue
+            return console.fail(error.description, file: error.path, status: error.status)
         } catch let error as CommandFailure {
-            if let message = error.message { Output.printError(message) }
-            return error.status.rawValue
+            guard let message = error.message else { return error.status.rawValue }
+            return console.fail(message, file: error.file, status: error.status)
         } catch {
-            let code = command.exitCode(for: error)
-            let message = command.fullMessage(for: error)
-            if code == .success {
-                if !message.isEmpty { print(message) }
+            let name = command._commandName
+            if command.exitCode(for: error) == .success {
+                // --help and --version: their text on stdout.
+                Output.print(command.fullMessage(for: error))
                 return ExitStatus.success.rawValue
             }
-            if !message.isEmpty { Output.printError(message) }
-            return ExitStatus.unreadable.rawValue
+            let message = command.message(for: error).split(whereSeparator: \.isNewline).joined(separator: " ")
+            return console.fail("\(name): \(echoed(message, limit: 400)) (see \(name) --help)", status: .unreadable)
         }
     }
 }
@@ -42,9 +46,12 @@ public enum CommandMain {
 public struct CommandFailure: Error {
     public let status: ExitStatus
     public let message: String?
+    /// The file the message is about, for the `--json` document.
+    public let file: String?
 
-    public init(_ status: ExitStatus, _ message: String? = nil) {
+    public init(_ status: ExitStatus, _ message: String? = nil, file: String? = nil) {
         self.status = status
         self.message = message
+        self.file = file
     }
 }

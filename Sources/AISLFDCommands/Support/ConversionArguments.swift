@@ -8,7 +8,7 @@ extension Precision: ExpressibleByArgument {}
 
 /// The options that shape an .aisw file.
 public struct ConversionArguments: ParsableArguments {
-    @Option(help: "Storage precision of the weights.")
+    @Option(help: ArgumentHelp("Storage precision of the weights.", valueName: "fp32|fp16|int8"))
     var precision: Precision = .fp32
 
     @Flag(name: .customLong("no-fold"), help: "Keep every source tensor as it was (no BatchNorm folding).")
@@ -17,7 +17,7 @@ public struct ConversionArguments: ParsableArguments {
     @Flag(help: "Clamp fp16 values beyond +-65504 instead of refusing them.")
     var clamp = false
 
-    @Option(name: .customLong("keep"), help: ArgumentHelp("Keep tensors whose key matches PATTERN (* and ?) at fp32; repeatable.", valueName: "PATTERN"))
+    @Option(name: .customLong("keep"), help: ArgumentHelp("Keep tensors whose key matches the pattern (* and ?) at fp32; repeatable.", valueName: "pattern"))
     var keep: [String] = []
 
     @Flag(name: .customLong("no-calibration"),
@@ -31,19 +31,17 @@ public struct ConversionArguments: ParsableArguments {
                           calibration: noCalibration ? nil : CalibrationSettings())
     }
 
-    /// Converts validated weights and writes OUTPUT atomically; prints the conversion report.
-    func convert(_ contents: WeightsContents, inputPath: String, architecture: String, to output: String, json: Bool) throws {
+    /// Converts validated weights; `progress` hears about each calibration step.
+    func convert(_ contents: WeightsContents, inputPath: String, architecture: String,
+                 progress: ConversionProgress? = nil) throws -> Conversion {
         let schema = try SchemaLibrary.load(id: architecture)
         let digest = try FileDigest.sha256(path: inputPath)
         let fileName = inputPath.split(separator: "/").last.map(String.init) ?? inputPath
         let source = AISWMetadata.Source(fileName: fileName, sha256: digest.hex, format: contents.format, byteCount: digest.byteCount)
-        let conversion: Conversion
         do {
-            conversion = try Converter.convert(contents, schema: schema, source: source, options: options)
+            return try Converter.convert(contents, schema: schema, source: source, options: options, progress: progress)
         } catch let error as ConversionError {
             throw FileError(path: inputPath, problem: error, status: .invalid)
         }
-        try conversion.write(to: output, refusing: inputPath)
-        Output.print(json ? try conversion.report.jsonText() : conversion.report.humanReadable + "\nwrote \(output)")
     }
 }

@@ -45,6 +45,7 @@ struct CollectInputMoments: ConversionPass {
         var unavailable = Set<Int>()
 
         for i in 0..<settings.images {
+            state.progress?("calibration: layer inputs of image \(i + 1) of \(settings.images)")
             let values = CalibrationImages.deadLeaves(seed: settings.gptqImageSeed(i), height: settings.height, width: settings.width)
             let image = try CalibrationNetwork.image(values, height: settings.height, width: settings.width)
             let outputs = try model.forward(image: image, recordActivations: true)

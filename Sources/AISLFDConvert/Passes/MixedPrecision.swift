@@ -92,6 +92,7 @@ struct MixedPrecision: ConversionPass {
         }
         for c in candidates.indices {
             let t = state.tensors[candidates[c].index]
+            state.progress?("calibration: sensitivity of weight \(c + 1) of \(candidates.count)")
             if let known = measured.values[t.key] { candidates[c].sensitivity = known; continue }
             let model = try network.model(replacing: [t.key: t.storedValues])
             var total = 0.0

@@ -19,6 +19,7 @@ struct QuantizeInt8: ConversionPass {
     let name = "QuantizeInt8"
 
     func run(_ state: inout ConversionState) throws -> JSONValue {
+        state.progress?("calibration: rounding the int8 weights")
         let damping = state.options.calibration?.damping ?? GPTQ.defaultDamping
         // GPTQ per tensor is independent: run them side by side, then record in order.
         let indices = state.tensors.indices.filter {

@@ -73,7 +73,19 @@ public enum NPZWriter {
         return NPYFormat.magic + [1, 0, UInt8(body.count & 0xFF), UInt8(body.count >> 8)] + body
     }
 
+    /// The whole `.npz` in memory, for a command that writes several files all or none.
+    public static func encode(_ tensors: [NamedTensor]) throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        try build(tensors) { bytes += $0 }
+        return bytes
+    }
+
     private static func writeAtomically(_ tensors: [NamedTensor], to path: String) throws {
+        try FileSystem.writeAtomically(to: path) { file in try build(tensors, file.append) }
+    }
+
+    /// Hands the archive's bytes to `append` in order, without holding them all.
+    private static func build(_ tensors: [NamedTensor], _ append: ([UInt8]) throws -> Void) throws {
         var keys = Set<String>()
         for t in tensors {
             guard !t.key.isEmpty else { throw NPZWriteError.emptyKey }
@@ -83,7 +95,7 @@ public enum NPZWriter {
         }
         guard tensors.count <= 0xFFFF else { throw NPZWriteError.tooManyEntries(tensors.count) }
 
-        try FileSystem.writeAtomically(to: path) { file in
+        do {
             var central: [UInt8] = []
             var offset = 0
             for t in tensors {
@@ -94,14 +106,14 @@ public enum NPZWriter {
                 let crc = npy.withUnsafeBytes { AISLFDCore.crc32($0) }
                 let fields = EntryFields(name: name, crc: crc, size: UInt32(npy.count), offset: UInt32(offset))
                 let local = fields.localHeader()
-                try file.append(local)
-                try file.append(npy)
+                try append(local)
+                try append(npy)
                 central += fields.centralRecord()
                 offset += local.count + npy.count
             }
             guard offset < 0xFFFF_FFFF, central.count < 0xFFFF_FFFF else { throw NPZWriteError.tooLarge("the archive") }
-            try file.append(central)
-            try file.append(endRecord(count: tensors.count, directorySize: central.count, directoryOffset: offset))
+            try append(central)
+            try append(endRecord(count: tensors.count, directorySize: central.count, directoryOffset: offset))
         }
     }
 
