@@ -124,6 +124,11 @@ final class CLIConventionsTests: XCTestCase {
         XCTAssertFalse((piped.stdout + piped.stderr).contains("calibration: "), piped.stderr)
         let quiet = try Commands.runInTerminal("aislfd-convert", arguments + ["--quiet"])
         XCTAssertEqual(quiet.stdout, "")
+        // Forward passes too: a few seconds of them show which pass is running.
+        let run = try Commands.runInTerminal("aislfd-run", ["Weights/lisrd.h5", "Tests/Fixtures/images/synth_61x83.png", "-o", temp("r.npz"),
+                                                            "--repeat", "400", "--threads", "1"])
+        XCTAssertEqual(run.status, 0, run.stdout)
+        XCTAssertTrue(run.stdout.contains("\r\u{1B}[Kaislfd-run: 61x83 image: pass "), run.stdout)
     }
 
     /// No output may be an input, through a link, a hard link or another spelling of its path:
