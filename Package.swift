@@ -3,7 +3,7 @@ import PackageDescription
 
 // Dependencies point one way:
 //   C libraries -> Core -> Format / Readers / Images / Schema -> Runtime -> Inputs
-//   -> Convert / Verify -> Commands -> executables.
+//   -> Convert / Verify / Eval -> Commands -> executables.
 // The AISLFDRuntime product is Core, Format, Runtime, CKernels and OpenBLAS only: an app
 // that embeds it links no libhdf5, libpng, libjpeg or zlib. Only Commands imports ArgumentParser.
 let package = Package(
@@ -48,9 +48,11 @@ let package = Package(
                                                      "AISLFDSchema", "AISLFDRuntime"]),
         .target(name: "AISLFDConvert", dependencies: ["AISLFDCore", "AISLFDFormat", "AISLFDSchema", "AISLFDRuntime", "COpenBLAS"]),
         .target(name: "AISLFDVerify", dependencies: ["AISLFDCore", "AISLFDReaders", "AISLFDRuntime", "AISLFDInputs"]),
+        // The paper's evaluation: homography estimation, datasets, metrics.
+        .target(name: "AISLFDEval", dependencies: ["AISLFDCore", "AISLFDReaders", "AISLFDImages", "AISLFDRuntime", "AISLFDInputs"]),
         .target(name: "AISLFDCommands", dependencies: [
             "AISLFDCore", "AISLFDFormat", "AISLFDReaders", "AISLFDImages", "AISLFDSchema", "AISLFDRuntime",
-            "AISLFDInputs", "AISLFDConvert", "AISLFDVerify",
+            "AISLFDInputs", "AISLFDConvert", "AISLFDVerify", "AISLFDEval",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -72,6 +74,7 @@ let package = Package(
         .testTarget(name: "AISLFDInputsTests", dependencies: ["AISLFDInputs", "AISLFDRuntime", "AISLFDSchema", "AISLFDTestSupport"]),
         .testTarget(name: "AISLFDVerifyTests", dependencies: ["AISLFDVerify", "AISLFDConvert", "AISLFDInputs", "AISLFDReaders",
                                                               "AISLFDSchema", "AISLFDTestSupport"]),
+        .testTarget(name: "AISLFDEvalTests", dependencies: ["AISLFDEval", "AISLFDCore", "AISLFDTestSupport"]),
         .testTarget(name: "AISLFDCommandsTests", dependencies: ["AISLFDCommands", "AISLFDFormat", "AISLFDReaders", "AISLFDTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
