@@ -2,7 +2,7 @@ import AISLFDCore
 import CImageShims
 import Foundation
 
-/// Reads PNG and JPEG images (recognised by content) into the network's input:
+/// Reads PNG, JPEG and binary PPM images (recognised by content; PPM in PPMDecoder.swift) into the network's input:
 /// RGB float32 [3, H, W] with values byte / 255, exactly as the PyTorch side's
 /// `np.asarray(Image.open(path).convert('RGB')) / 255.0` cast to float32 (which
 /// equals torchvision's float32 `div(255)` for every byte value).
@@ -32,6 +32,7 @@ public enum ImageReader {
             let bytes = try fileBytes(path)
             if bytes.starts(with: pngSignature) { return try decodePNG(bytes) }
             if bytes.starts(with: [0xFF, 0xD8, 0xFF]) { return try decodeJPEG(bytes) }
+            if isPPM(bytes) { return try decodePPM(bytes) }
             throw ImageError.unknownFormat(signature: bytes.prefix(8).map { String($0, radix: 16) }.joined(separator: " "))
         } catch let error as ImageError {
             throw FileError(path: path, problem: error)
@@ -75,7 +76,7 @@ public enum ImageReader {
         }
     }
 
-    private static func checkSize(_ width: Int, _ height: Int) throws {
+    static func checkSize(_ width: Int, _ height: Int) throws {
         guard width > 0, height > 0 else { throw ImageError.tooLarge(width: width, height: height, reason: "no pixels") }
         guard width <= maxSide, height <= maxSide else {
             throw ImageError.tooLarge(width: width, height: height, reason: "more than \(maxSide) pixels per side")
