@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "aislfd-run", targets: ["aislfd-run"]),
         .executable(name: "aislfd-match", targets: ["aislfd-match"]),
         .executable(name: "aislfd-verify", targets: ["aislfd-verify"]),
+        .executable(name: "aislfd-eval", targets: ["aislfd-eval"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -61,6 +62,7 @@ let package = Package(
         .executableTarget(name: "aislfd-run", dependencies: ["AISLFDCommands"]),
         .executableTarget(name: "aislfd-match", dependencies: ["AISLFDCommands"]),
         .executableTarget(name: "aislfd-verify", dependencies: ["AISLFDCommands"]),
+        .executableTarget(name: "aislfd-eval", dependencies: ["AISLFDCommands"]),
 
         .target(name: "AISLFDTestSupport", dependencies: ["AISLFDCore"], path: "Tests/TestSupport"),
         .testTarget(name: "AISLFDCoreTests", dependencies: ["AISLFDCore", "AISLFDTestSupport"]),

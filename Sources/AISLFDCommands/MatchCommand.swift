@@ -15,7 +15,9 @@ public struct MatchCommand: ParsableCommand {
         discussion: """
         Eq. 1: dis(q, k) = sum_s softmax_s(m_s^q . m_s^k) * ||l_s^q - l_s^k||, the meta descriptors \
         weighting the four invariances per pair. --distance squared uses LISRD's 2 - 2 l.l instead \
-        of the L2 distance. Writes matches int64 [M, 2] and distance float32 [M].
+        of the L2 distance. Writes matches int64 [M, 2] and distance float32 [M]. Without keypoint files, \
+        the built-in detector (docs/detector.md) finds the --num-kp strongest corners of each image, and \
+        their coordinates are written too (keypoints0, keypoints1, float32 [N, 2], x, y).
         """)
 
     @Argument(help: "A .aisw model or a source weights file.")
@@ -25,10 +27,12 @@ public struct MatchCommand: ParsableCommand {
     @Argument(help: "Second image.")
     var image1: String
 
-    @Option(help: "Keypoints of the first image, .npy float32 [N, 2] (x, y).")
-    var keypoints0: String
-    @Option(help: "Keypoints of the second image.")
-    var keypoints1: String
+    @Option(help: "Keypoints of the first image, .npy float32 [N, 2] (x, y); default: the built-in detector's.")
+    var keypoints0: String?
+    @Option(help: "Keypoints of the second image (with --keypoints0).")
+    var keypoints1: String?
+    @Option(name: .customLong("num-kp"), help: ArgumentHelp("Detected keypoints kept per image, the strongest first.", valueName: "n"))
+    var numberOfKeypoints = 1000
     @Option(name: .short, help: "The match file to write (NPZ).")
     var output: String
     @Option(help: "eq1 (Eq. 1, the default) or squared.")
@@ -42,18 +46,32 @@ public struct MatchCommand: ParsableCommand {
 
     public init() {}
 
+    public func validate() throws {
+        if (keypoints0 == nil) != (keypoints1 == nil) { throw ValidationError("give both --keypoints0 and --keypoints1, or neither (the detector finds them)") }
+        if numberOfKeypoints < 1 { throw ValidationError("--num-kp must be at least 1") }
+    }
+
     public func run() throws {
         let network = try ModelFile.load(path: model, architecture: architecture.id, hdf5Isolation: .thisProgram)
             .makeModel(threads.configuration)
-        let points0 = try InputFiles.keypoints(path: keypoints0), points1 = try InputFiles.keypoints(path: keypoints1)
         let input0 = try InputFiles.image(path: image0), input1 = try InputFiles.image(path: image1)
-        let d0 = try describe(network, input0, image0, points0, keypoints0), d1 = try describe(network, input1, image1, points1, keypoints1)
+        func keypoints(_ file: String?, _ image: Image) throws -> [Keypoint] {
+            if let file { return try InputFiles.keypoints(path: file) }
+            return CornerDetector.detect(image: image).prefix(numberOfKeypoints).map(\.keypoint)
+        }
+        let points0 = try keypoints(keypoints0, input0), points1 = try keypoints(keypoints1, input1)
+        let d0 = try describe(network, input0, image0, points0, keypoints0 ?? image0), d1 = try describe(network, input1, image1, points1, keypoints1 ?? image1)
         let matches = try Matching.mutualNearestNeighbours(d0, d1, kind: distance, threads: network.configuration.threads)
 
-        try NPZWriter.write([
+        var arrays = [
             NamedTensor(key: "matches", shape: [matches.count, 2], int64: matches.flatMap { [Int64($0.index0), Int64($0.index1)] }),
             NamedTensor(key: "distance", shape: [matches.count], floats: matches.map(\.distance)),
-        ], to: output)
+        ]
+        if keypoints0 == nil {
+            arrays.append(NamedTensor(key: "keypoints0", shape: [points0.count, 2], floats: points0.flatMap { [$0.x, $0.y] }))
+            arrays.append(NamedTensor(key: "keypoints1", shape: [points1.count, 2], floats: points1.flatMap { [$0.x, $0.y] }))
+        }
+        try NPZWriter.write(arrays, to: output)
         if let draw { try drawPicture(matches, input0, input1, points0, points1, to: draw) }
 
         struct Summary: Encodable { var keypoints0: Int; var keypoints1: Int; var matches: Int; var distance: String; var output: String; var picture: String? }

@@ -1,5 +1,6 @@
 /// Binary portable pixmaps, as HPatches ships its images: P6 (RGB) and P5 (gray, replicated
-/// to RGB as PIL's convert('RGB') does), 8-bit (maximum value 255). The header is the
+/// to RGB as PIL's convert('RGB') does), 8-bit (a maximum value m below 255 is rescaled,
+/// v * 255 / m rounded half to even, as PIL does). The header is the
 /// magic, width, height and maximum value as ASCII decimals separated by whitespace, with
 /// `#` comments up to the end of a line, then exactly one whitespace byte before the pixels.
 extension ImageReader {
@@ -34,15 +35,19 @@ extension ImageReader {
         i += 1
         let (width, height, maximum) = (fields[0], fields[1], fields[2])
         try checkSize(width, height)
-        guard maximum == 255 else {
-            throw ImageError.unsupported(format: "PPM", reason: "maximum value \(maximum); only 8-bit (255) pixmaps are read")
+        guard maximum >= 1, maximum <= 255 else {
+            throw ImageError.unsupported(format: "PPM", reason: "maximum value \(maximum); only 8-bit pixmaps (at most 255) are read")
         }
         let count = width * height * channels
         guard bytes.count - i >= count else {
             throw ImageError.corrupt(format: "PPM", reason: "truncated: \((bytes.count - i) / max(1, width * channels)) of \(height) rows")
         }
-        let pixels = bytes[i..<(i + count)]
-        if channels == 3 { return (Array(pixels), height, width) }
+        var pixels = Array(bytes[i..<(i + count)])
+        if maximum < 255 {
+            let levels = (0...255).map { v in UInt8(min(255, (Double(v) * 255 / Double(maximum)).rounded(.toNearestOrEven))) }
+            for j in pixels.indices { pixels[j] = levels[Int(pixels[j])] }
+        }
+        if channels == 3 { return (pixels, height, width) }
         var rgb = [UInt8](repeating: 0, count: width * height * 3)
         for (j, v) in pixels.enumerated() { rgb[3 * j] = v; rgb[3 * j + 1] = v; rgb[3 * j + 2] = v }
         return (rgb, height, width)
