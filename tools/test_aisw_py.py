@@ -1,6 +1,6 @@
 """Checks tools/aisw.py against the fixtures the Swift writer made (Tests/Fixtures/aisw/).
 
-The expected values are the formulas of Tests/AISLFDIOTests/AISWTestSupport.swift, written
+The expected values are the formulas of Tests/AISLFDFormatTests/AISWTestSupport.swift, written
 again here in NumPy. CI has no Python; run by hand from the repository root:
     .venv/bin/python tools/test_aisw_py.py
 """
