@@ -19,11 +19,12 @@ final class EvaluatorTests: XCTestCase {
     struct ExpectedMeans: Decodable { let h_estimation: Double, precision: Double, recall: Double, mma: [Double] }
     struct Expected: Decodable { let mean: ExpectedMeans, pairs: [ExpectedPair] }
 
-    func expected(_ name: String) throws -> Expected {
-        try JSONDecoder().decode(Expected.self, from: Data(contentsOf: URL(fileURLWithPath: Fixtures.path("eval/expected/random-lisrd/\(name).json"))))
+    func expected(_ name: String, weights: String = "random-lisrd") throws -> Expected {
+        try JSONDecoder().decode(Expected.self, from: Data(contentsOf: URL(fileURLWithPath: Fixtures.path("eval/expected/\(weights)/\(name).json"))))
     }
 
     static let model = try! ModelFile.load(path: Fixtures.repoPath("Weights/lisrd.h5")).makeModel()
+    static let trained = try! ModelFile.load(path: Fixtures.repoPath("Weights/trained/lisrd.pth")).makeModel()
 
     func compare(_ result: EvaluationResult, _ reference: Expected, _ label: String) {
         XCTAssertEqual(result.pairs.map(\.pair.name), reference.pairs.map(\.name), label)
@@ -49,6 +50,14 @@ final class EvaluatorTests: XCTestCase {
         compare(result, try expected("hpatches-like"), "hpatches-like")
         XCTAssertEqual(result.illumination?.pairs, 20)
         XCTAssertEqual(result.viewpoint?.pairs, 20)
+    }
+
+    /// The trained sample's descriptors match (Weights/trained): its numbers are the reference's too.
+    func testTheTrainedSampleMatchesTheReferenceAndBeatsTheRandomOne() throws {
+        let result = try Evaluator(dataset: Fixtures.path("eval/hpatches-like"), settings: EvaluationSettings()).evaluate(Self.trained)
+        let reference = try expected("hpatches-like", weights: "trained-lisrd")
+        compare(result, reference, "trained hpatches-like")
+        XCTAssertGreaterThan(result.mean!.precision, try expected("hpatches-like").mean.precision + 0.2)
     }
 
     func testRDNIMLayoutWithBothReferences() throws {
