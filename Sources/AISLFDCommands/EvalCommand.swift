@@ -58,7 +58,7 @@ public struct EvalCommand: ParsableCommand {
     @Option(help: ArgumentHelp("A second model evaluated on the same keypoints.", valueName: "model"))
     var compare: String?
 
-    @OptionGroup var threads: ThreadOption
+    @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var format: OutputOptions
 
     public init() {}
@@ -94,7 +94,7 @@ public struct EvalCommand: ParsableCommand {
         var runs: [(name: String, file: ModelFile, result: EvaluationResult)] = []
         for path in [model] + (compare.map { [$0] } ?? []) {
             let file = try ModelFile.load(path: path, hdf5Isolation: .thisProgram)
-            let network = try file.makeModel(threads.configuration)
+            let network = try file.makeModel(runtime.configuration)
             let result = try evaluator.evaluate(network) { n, total, r in
                 guard showProgress else { return }
                 let m = r.metrics

@@ -40,7 +40,7 @@ public struct MatchCommand: ParsableCommand {
     @Option(help: "Also draw the two images side by side with a line per match (PNG).")
     var draw: String?
 
-    @OptionGroup var threads: ThreadOption
+    @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var architecture: ArchitectureOption
     @OptionGroup var format: OutputOptions
 
@@ -53,7 +53,7 @@ public struct MatchCommand: ParsableCommand {
 
     public func run() throws {
         let network = try ModelFile.load(path: model, architecture: architecture.id, hdf5Isolation: .thisProgram)
-            .makeModel(threads.configuration)
+            .makeModel(runtime.configuration)
         let input0 = try InputFiles.image(path: image0), input1 = try InputFiles.image(path: image1)
         func keypoints(_ file: String?, _ image: Image) throws -> [Keypoint] {
             if let file { return try InputFiles.keypoints(path: file) }

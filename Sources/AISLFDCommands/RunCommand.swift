@@ -34,7 +34,7 @@ public struct RunCommand: ParsableCommand {
     @Flag(help: "Also write the intermediate activations act.* (for comparing layer by layer).")
     var activations = false
 
-    @OptionGroup var threads: ThreadOption
+    @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var architecture: ArchitectureOption
 
     public init() {}
@@ -45,7 +45,7 @@ public struct RunCommand: ParsableCommand {
 
     public func run() throws {
         let loaded = try ModelFile.load(path: model, architecture: architecture.id, hdf5Isolation: .thisProgram)
-        let network = try loaded.makeModel(threads.configuration)
+        let network = try loaded.makeModel(runtime.configuration)
         let input = try InputFiles.image(path: image)
         let points = try keypoints.map { try InputFiles.keypoints(path: $0) }
 

@@ -97,6 +97,22 @@ public final class Model: @unchecked Sendable {
         unusedTensors = loader.unusedTensors
     }
 
+    /// Bytes a forward pass over a `height x width` image needs at most (see `MemoryBudget`).
+    public func memoryNeeded(height: Int, width: Int, recordActivations: Bool = false) -> Int {
+        MemoryBudget.passBytes(architecture, height: height, width: width, threads: configuration.threads,
+                               recordActivations: recordActivations)
+    }
+
+    /// Throws `RuntimeError.memoryBudgetExceeded` when a pass over an image this
+    /// size would need more than `configuration.maximumMemory`: callers that
+    /// know an image's size before decoding it can refuse it before any work.
+    public func checkMemory(height: Int, width: Int, recordActivations: Bool = false) throws {
+        let needed = memoryNeeded(height: height, width: width, recordActivations: recordActivations)
+        guard needed <= configuration.maximumMemory else {
+            throw RuntimeError.memoryBudgetExceeded(height: height, width: width, needed: needed, allowed: configuration.maximumMemory)
+        }
+    }
+
     /// The descriptor and meta maps of `image`; with `recordActivations`, every
     /// intermediate layer's output too (for layer-by-layer comparison).
     public func forward(image: Image, recordActivations: Bool = false) throws -> ModelOutputs {
@@ -107,6 +123,7 @@ public final class Model: @unchecked Sendable {
         guard image.height <= configuration.maximumPixels / image.width else {
             throw RuntimeError.imageTooLarge(height: image.height, width: image.width, maximumPixels: configuration.maximumPixels)
         }
+        try checkMemory(height: image.height, width: image.width, recordActivations: recordActivations)
         let recorder = ActivationRecorder(enabled: recordActivations)
         let features = backbone.forward(image, recorder)
         let desc = heads.forward(features, recorder)

@@ -12,6 +12,23 @@ struct CPUKernels: Kernels, Sendable {
     /// Portable path: floats of im2col buffer per thread. CKernels path: when
     /// set, output positions per band (forces many bands; for tests).
     var columnBudget: Int? = nil
+    /// Output tile side of Winograd 3x3 convolutions (2 or 4), 0 for direct
+    /// ones only. AISLFD_WINOGRAD=0|2|4 changes the default (benchmarks, error
+    /// measurements).
+    var winogradTile = CPUKernels.defaultWinogradTile
+    /// Winograd only where the products, not the transforms, dominate (not VGG's 3 -> 64 layer).
+    static let winogradMinimumInChannels = 16
+
+    static let defaultWinogradTile: Int = {
+        switch ProcessInfo.processInfo.environment["AISLFD_WINOGRAD"] {
+        case "0": return 0
+        case "2": return 2
+        default: return 4
+        }
+    }()
+
+    /// The convolutions' scratch buffers, shared by every layer of a model.
+    let scratch = ScratchPool()
 
     init(_ configuration: RuntimeConfiguration) {
         level = configuration.simd
@@ -23,7 +40,12 @@ struct CPUKernels: Kernels, Sendable {
             return GEMMConvolution(geometry, weight: weight, epilogue: epilogue,
                                    columnBudget: columnBudget ?? GEMMConvolution.defaultColumnBudget, workers: workers)
         }
-        return DirectConvolution(geometry, weight: weight, epilogue: epilogue, level: level, workers: workers, bandPositions: columnBudget ?? 0)
+        if winogradTile > 0, WinogradConvolution.computes(geometry), geometry.inChannels >= CPUKernels.winogradMinimumInChannels {
+            return WinogradConvolution(geometry, weight: weight, epilogue: epilogue, level: level, workers: workers, tile: winogradTile,
+                                       scratch: scratch)
+        }
+        return DirectConvolution(geometry, weight: weight, epilogue: epilogue, level: level, workers: workers,
+                                 bandPositions: columnBudget ?? 0, scratch: scratch)
     }
 
     func averagePool2x2(_ x: FeatureMap) -> FeatureMap { AveragePool.pool2x2(x, workers: workers) }

@@ -17,11 +17,13 @@ public struct KernelOps: Sendable {
     /// Conv2d (PyTorch's cross-correlation, zero padding) followed by the
     /// epilogue the models use: `v = acc * preScale + bias`, optional ReLU,
     /// then `v * postScale + postShift`. `columnBudget` (floats) bounds the
-    /// im2col buffer; small values force many bands.
+    /// im2col buffer; small values force many bands. `winogradTile` (0, 2 or
+    /// 4) chooses a 3x3 stride-1 convolution's algorithm (nil: as the models
+    /// do); with `pooled`, the 2x2 average pooling is fused as the models fuse it.
     public func conv2d(_ input: FeatureMap, weight: WeightTensor, bias: [Float]? = nil, stride: Int = 1,
                               padding: Int = 0, preScale: [Float]? = nil, relu: Bool = false,
                               postScale: [Float]? = nil, postShift: [Float]? = nil,
-                              columnBudget: Int? = nil) throws -> FeatureMap {
+                              columnBudget: Int? = nil, winogradTile: Int? = nil, pooled: Bool = false) throws -> FeatureMap {
         guard weight.shape.count == 4, weight.shape[1] == input.channels, weight.shape[2] == weight.shape[3],
               weight.shape.allSatisfy({ $0 > 0 }), stride > 0, padding >= 0,
               weight.values.count == (try? Checked.elementCount(weight.shape))
@@ -40,7 +42,12 @@ public struct KernelOps: Sendable {
                                 post: postScale.map { ChannelAffine(scale: $0, shift: postShift ?? []) })
         var kernels = kernels
         if let columnBudget { kernels.columnBudget = max(1, columnBudget) }
-        return kernels.makeConvolution(geometry, weight: weight.values, epilogue: epilogue).apply(input)
+        if let winogradTile {
+            guard [0, 2, 4].contains(winogradTile) else { throw RuntimeError.wrongShape(tensor: "winograd tile", expected: [4], found: [winogradTile]) }
+            kernels.winogradTile = winogradTile
+        }
+        let conv = kernels.makeConvolution(geometry, weight: weight.values, epilogue: epilogue)
+        return pooled ? conv.applyThenPool2x2(input) : conv.apply(input)
     }
 
     public func averagePool2x2(_ x: FeatureMap) -> FeatureMap { kernels.averagePool2x2(x) }

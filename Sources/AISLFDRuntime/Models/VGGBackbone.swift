@@ -34,6 +34,13 @@ final class VGGBackbone: BackboneModule {
 
     func forward(_ image: FeatureMap, _ recorder: ActivationRecorder) -> FeatureMap {
         var x = image
+        var layers = self.layers[...]
+        // The first block (two convolutions, then pooling) band by band: its
+        // full-resolution maps exist only when they are recorded.
+        if !recorder.enabled, layers.count >= 2, !layers[0].poolAfter, layers[1].poolAfter {
+            x = BandedConvolutions.thenPool2x2(x, layers[0].conv, layers[1].conv, workers: layers[0].conv.workers)
+            layers = layers.dropFirst(2)
+        }
         for layer in layers {
             // The pre-pool activation exists only when it is recorded.
             if layer.poolAfter && !(recorder.enabled && layer.activationName != nil) {

@@ -54,4 +54,24 @@ void ckernels_gemm(int level, int m, int rows, int n, int k, const float *packed
 /// (sum of column x). `level` as for ckernels_gemm.
 void ckernels_exp_columns(int level, float *s, int rows, int n, ptrdiff_t row_stride, float *inverse_sums);
 
+/// Winograd F(m x m, 3 x 3) for 3x3 stride-1 convolutions (m = 2 or 4, tiles
+/// alpha = m + 2 wide), `level` as for ckernels_gemm. Input transform of one
+/// row of `tiles` tiles: tile t of channel c is the alpha x alpha block at
+/// window[c * channel_stride + i * row_stride + t * m + j] (the padded input;
+/// the caller provides tiles * m + 2 columns and alpha rows), and
+///   v[(e * channels + c) * v_row + t] = (B^T d B)[e], e = p * alpha + q.
+void ckernels_winograd_input(int level, int m, const float *window, ptrdiff_t channel_stride, ptrdiff_t row_stride,
+                             int channels, int tiles, float *v, ptrdiff_t v_row);
+
+/// Output transform of one row of `tiles` tiles: from the products
+/// M[e][c][t] = products[(e * channels + c) * products_row + t], the m x m
+/// block Y = A^T M A of channel c (the epilogue of channel first_channel + c
+/// applied) is stored at out[c * out_channel + i * out_row + t * m + j] for
+/// i < valid_rows and t * m + j < valid_columns; with `pooled`, its 2x2 means
+/// at out[c * out_channel + i * out_row + t * m / 2 + j] (i, j < m / 2, within
+/// the valid pooled rows and columns).
+void ckernels_winograd_output(int level, int m, const float *products, ptrdiff_t products_row, int channels,
+                              int tiles, float *out, ptrdiff_t out_channel, ptrdiff_t out_row, int valid_rows,
+                              int valid_columns, int pooled, const ckernels_epilogue *epilogue, int first_channel);
+
 #endif
