@@ -73,7 +73,9 @@ public final class Model: @unchecked Sendable {
     }
 
     public convenience init(weights: ModelWeights, configuration: RuntimeConfiguration = RuntimeConfiguration()) throws {
-        try self.init(weights: weights, configuration: configuration, kernels: CPUKernels(configuration))
+        var kernels = CPUKernels(configuration)
+        kernels.winogradTile = CPUKernels.winogradTile(for: weights.architecture)
+        try self.init(weights: weights, configuration: configuration, kernels: kernels)
     }
 
     init(weights: ModelWeights, configuration: RuntimeConfiguration, kernels: CPUKernels) throws {
