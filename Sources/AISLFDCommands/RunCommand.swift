@@ -77,6 +77,13 @@ public struct RunCommand: ParsableCommand {
         let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
         Output.print(String(format: "forward: %d pass%@, min %.4f s, median %.4f s per pass (%d threads)",
                             times.count, times.count == 1 ? "" : "es", sorted[0], median, network.configuration.threads))
+        if LayerTimes.isEnabled {
+            // Per pass: each kind's seconds, and the rest of the forward pass.
+            let totals = LayerTimes.totals, passes = Double(times.count)
+            let kinds = LayerTimes.kinds.map { String(format: "%@ %.4f s", $0, (totals[$0] ?? 0) / passes) }
+            let rest = (times.reduce(0, +) - totals.values.reduce(0, +)) / passes
+            Output.print("time by layer kind per pass: " + kinds.joined(separator: ", ") + String(format: ", rest %.4f s", rest))
+        }
         Output.print("wrote \(output)")
     }
 }

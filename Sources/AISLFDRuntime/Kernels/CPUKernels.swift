@@ -42,6 +42,11 @@ struct CPUKernels: Kernels, Sendable {
     }
 
     func makeConvolution(_ geometry: ConvGeometry, weight: [Float], epilogue: Epilogue) -> Convolution {
+        let made = makeUntimedConvolution(geometry, weight: weight, epilogue: epilogue)
+        return LayerTimes.isEnabled ? TimedConvolution(made) : made
+    }
+
+    private func makeUntimedConvolution(_ geometry: ConvGeometry, weight: [Float], epilogue: Epilogue) -> Convolution {
         if level == .portable {
             return GEMMConvolution(geometry, weight: weight, epilogue: epilogue,
                                    columnBudget: columnBudget ?? GEMMConvolution.defaultColumnBudget, workers: workers)
@@ -120,10 +125,12 @@ struct CPUKernels: Kernels, Sendable {
     }
 
     func attention(_ projections: FeatureMap, scale: Float) -> FeatureMap {
-        if level == .portable {
-            return BlockAttention.apply(projections, scale: scale, budget: attentionBudget, workers: workers)
+        LayerTimes.time("attention") {
+            if level == .portable {
+                return BlockAttention.apply(projections, scale: scale, budget: attentionBudget, workers: workers)
+            }
+            return PackedAttention.apply(projections, scale: scale, budget: attentionBudget, level: level, workers: workers)
         }
-        return PackedAttention.apply(projections, scale: scale, budget: attentionBudget, level: level, workers: workers)
     }
 
     func gridSample(_ map: FeatureMap, gridX: [Float], gridY: [Float]) -> [Float] {
