@@ -81,10 +81,10 @@ static __mmask16 lanes(int count) { return count >= 16 ? 0xFFFF : count <= 0 ? 0
 /// one masked tile for the last n mod 16. Returns the count.
 static int tile_widths(int n, int *widths) {
     int count = 0, sixteens = n / 16;
-    int forties = sixteens / 3, rest = sixteens % 3;
+    int wide = sixteens / 3, rest = sixteens % 3; // 48-wide tiles, and what is left in 16s
     // 48 + 16 is covered as 32 + 32 (wider tiles reuse each weight more).
-    if (rest == 1 && forties > 0) { forties -= 1; rest = 4; }
-    for (int i = 0; i < forties; i++) widths[count++] = 48;
+    if (rest == 1 && wide > 0) { wide -= 1; rest = 4; }
+    for (int i = 0; i < wide; i++) widths[count++] = 48;
     if (rest == 4) { widths[count++] = 32; widths[count++] = 32; }
     else if (rest == 2) widths[count++] = 32;
     else if (rest == 1) widths[count++] = 16;

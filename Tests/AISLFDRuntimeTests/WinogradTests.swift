@@ -52,6 +52,23 @@ final class WinogradTests: XCTestCase {
         }
     }
 
+    /// A 1x1 convolution over more positions than one product call tiles at
+    /// once (16,900 on one thread) goes through in parts, and agrees with plain loops.
+    func testLongGridRowsGoThroughInParts() throws {
+        let (cin, cout, side) = (3, 5, 130)
+        let x = try FeatureMap(channels: cin, height: side, width: side, values: (0..<(cin * side * side)).map { Float($0 % 97) / 97 - 0.5 })
+        let w = (0..<(cout * cin)).map { Float($0 % 7) / 7 - 0.4 }
+        var expected = [Float](repeating: 0, count: cout * side * side)
+        for o in 0..<cout { for i in 0..<cin { for p in 0..<(side * side) { expected[o * side * side + p] += w[o * cin + i] * x.values[i * side * side + p] } } }
+        for level in availableSIMDLevels {
+            let out = try KernelOps(RuntimeConfiguration(threads: 1, simd: level)).conv2d(x, weight: WeightTensor(shape: [cout, cin, 1, 1], values: w))
+            assertClose(out.values, expected, "\(level) 1x1 over \(side * side) positions")
+            var wrong = expected
+            wrong[16_500] += 1
+            XCTAssertGreaterThan(relativeError(out.values, wrong), 1e-5)
+        }
+    }
+
     func testBandedFirstBlockMatchesWholeOne() throws {
         let x = try FeatureMap(channels: 3, height: 37, width: 29, values: (0..<(3 * 37 * 29)).map { Float(($0 * 7919) % 1000) / 1000 })
         func weights(_ out: Int, _ inputs: Int, seed: Int) throws -> (WeightTensor, [Float]) {

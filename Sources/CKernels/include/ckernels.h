@@ -1,7 +1,7 @@
 #ifndef CKERNELS_H
 #define CKERNELS_H
 
-// Matrix products and the softmax's exponentials in AVX-512 and AVX2 (x86-64),
+// Matrix products, the softmax's exponentials and Winograd's 3x3 transforms in AVX-512 and AVX2 (x86-64),
 // chosen at run time, so a generic x86-64 build runs everywhere and still uses
 // the wide registers where the CPU has them. The runtime's portable path
 // (OpenBLAS and plain Swift) is used where ckernels_simd_level() is 0.
