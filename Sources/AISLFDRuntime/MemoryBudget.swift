@@ -25,6 +25,9 @@ public enum MemoryBudget {
     /// Bytes a pass of `architecture` over a `height x width` image needs at most.
     public static func passBytes(_ architecture: Architecture, height: Int, width: Int, threads: Int,
                                  recordActivations: Bool = false) -> Int {
+        // Sides beyond 2^20 need more than any machine has (and would overflow the sums).
+        guard height > 0, width > 0 else { return 0 }
+        guard height <= 1 << 20, width <= 1 << 20 else { return Int.max }
         let (maps, recorded) = mapFloats(architecture, height: height, width: width)
         let floats = 3 * height * width + maps + (recordActivations ? recorded + maps : 0)
         return 4 * floats + max(1, threads) * scratchPerThread

@@ -44,6 +44,8 @@ final class MemoryBudgetTests: XCTestCase {
             XCTAssertFalse(text.contains("\n"))
         }
         XCTAssertThrowsError(try tight.checkMemory(height: 4000, width: 4000))
+        XCTAssertThrowsError(try tight.checkMemory(height: Int.max, width: Int.max))
+        XCTAssertEqual(MemoryBudget.passBytes(.lisrd, height: Int.max, width: 3, threads: 1), Int.max)
         XCTAssertEqual(RuntimeConfiguration().maximumMemory, MemoryBudget.defaultMaximum)
         XCTAssertEqual(Int(ProcessInfo.processInfo.physicalMemory / 8), MemoryBudget.defaultMaximum)
     }
