@@ -97,6 +97,9 @@ public final class Model: @unchecked Sendable {
         case .psa: metaModule = try PSAMeta(loader, kernels: kernels)
         }
         unusedTensors = loader.unusedTensors
+        if let name = loader.unusedInt8Layers.first {
+            throw RuntimeError.invalidMetadata("\(name) is to compute in int8, but it is not the weight of a convolution of \(architecture.rawValue)")
+        }
     }
 
     /// Bytes a forward pass over a `height x width` image needs at most (see `MemoryBudget`).

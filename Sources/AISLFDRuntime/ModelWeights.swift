@@ -20,6 +20,9 @@ public struct ModelWeights: Sendable {
     public var precision: Precision
     /// The eps of every BatchNorm still given by its statistics (the schema's; PyTorch's 1e-5).
     public var batchNormEpsilon: Double
+    /// Convolutions that compute in int8, by weight key (`<layer>.weight`); every other one
+    /// computes in fp32 on `tensors`.
+    public var int8Layers: [String: Int8Layer] = [:]
 
     public init(architecture: Architecture, tensors: [String: WeightTensor], foldedLayers: Set<String> = [],
                 precision: Precision = .fp32, batchNormEpsilon: Double = ModelWeights.pytorchBatchNormEpsilon) {
@@ -97,6 +100,22 @@ final class WeightLoader {
         used.insert(name)
         return t.values
     }
+
+    /// The int8 form of the convolution at `prefix` when it computes in int8.
+    func int8(_ prefix: String, _ g: ConvGeometry) throws -> Int8Layer? {
+        let key = "\(prefix).weight"
+        guard let layer = weights.int8Layers[key] else { return nil }
+        let count = g.outChannels * g.inChannels * g.kernel * g.kernel
+        guard layer.weight.count == count, layer.scales.count == g.outChannels else {
+            throw RuntimeError.invalidValue(tensor: key, problem: "int8 compute needs \(count) values and \(g.outChannels) scales, has \(layer.weight.count) and \(layer.scales.count)")
+        }
+        usedInt8.insert(key)
+        return layer
+    }
+
+    /// int8 layers no convolution took (a plan naming something that is not a convolution here).
+    var unusedInt8Layers: [String] { weights.int8Layers.keys.filter { !usedInt8.contains($0) }.sorted() }
+    private var usedInt8: Set<String> = []
 
     func optionalTensor(_ name: String, shape: [Int]) throws -> [Float]? {
         has(name) ? try tensor(name, shape: shape) : nil

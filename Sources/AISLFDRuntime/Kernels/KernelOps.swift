@@ -8,7 +8,7 @@ public struct KernelOps: Sendable {
     /// Outputs larger than this many floats are refused.
     public static let maximumElements = 1 << 30
 
-    private let kernels: CPUKernels
+    let kernels: CPUKernels
 
     public init(_ configuration: RuntimeConfiguration = RuntimeConfiguration()) {
         kernels = CPUKernels(configuration)

@@ -27,7 +27,8 @@ final class VGGBackbone: BackboneModule {
             let bnName = "_backbone._bn\(spec.name)"
             let bn = try loader.batchNorm(bnName, channels: spec.outChannels)
             let epilogue = Epilogue(bias: conv.bias, relu: true, post: bn)
-            return Layer(conv: kernels.makeConvolution(geometry, weight: conv.weight, epilogue: epilogue),
+            return Layer(conv: kernels.makeConvolution(geometry, weight: conv.weight, epilogue: epilogue,
+                                                       int8: try loader.int8("_backbone._conv\(spec.name)", geometry)),
                          activationName: bn == nil ? nil : bnName, poolAfter: spec.poolAfter)
         }
     }

@@ -74,4 +74,44 @@ void ckernels_winograd_output(int level, int m, const float *products, ptrdiff_t
                               int tiles, float *out, ptrdiff_t out_channel, ptrdiff_t out_row, int valid_rows,
                               int valid_columns, int pooled, const ckernels_epilogue *epilogue, int first_channel);
 
+// ---- int8: u8 activations x s8 weights, exact int32 sums (int8_*.c) ----
+
+#include <stdint.h>
+
+/// The int8 kernels this CPU runs: 0 portable C, 1 AVX2, 2 AVX-512 VNNI (vpdpbusd).
+int ckernels_int8_level(void);
+
+/// Bytes taken by an m x (4 * k4) int8 matrix once packed (panels of 8 rows, any level).
+size_t ckernels_int8_packed_count(int m, int k4);
+
+/// Packs A (m x 4 * k4, row-major) into panels of 8 rows: for each group g of 4 columns,
+/// the 8 rows' 4 bytes next to each other (zeros past row m); row_sums[i] = sum of row i
+/// (the zero-point correction). One packing serves every level.
+void ckernels_int8_pack(const int8_t *a, int m, int k4, int8_t *packed, int32_t *row_sums);
+
+/// out[i * out_stride] = clamp(round_half_even(x[i] * inverse_scale) + zero_point, 0, 255).
+void ckernels_quantize_u8(const float *x, int count, float inverse_scale, int zero_point, uint8_t *out, ptrdiff_t out_stride);
+
+/// The int8 window of a band of output rows of a convolution: input rows
+/// stride * first_output_row - padding ... quantized (ckernels_quantize_u8), zero-padded
+/// (padding is the value 0, i.e. zero_point), each channel's columns split into `stride`
+/// phases, and groups of 4 channels interleaved: byte t of the word at
+/// ((g * stride + phase) * window_rows + row) * phase_width + column is channel 4 g + t
+/// (channels past the last are zero_point), with phase_width = ceil((width + 2 padding) /
+/// stride), for rows < stride * (output_rows - 1) + kernel <= window_rows (a band's window
+/// is laid out for its longest band, so the offsets are the same for every band).
+void ckernels_int8_fill(const float *input, int channels, int height, int width, int stride, int padding, int kernel,
+                        int first_output_row, int output_rows, int window_rows, float inverse_scale, int zero_point,
+                        uint8_t *window);
+
+/// C = epilogue(float(A Q)) for an int8 A (ckernels_int8_pack) and u8 activations read
+/// through offsets, as ckernels_gemm but in words of 4 bytes:
+///   c[i * c_matrix_row + r * c_grid_row + x] = epilogue_i( sum_g sum_t
+///       A[i][4 g + t] * b[r * b_grid_row + 4 x + b_offsets[g] + t] )
+/// summed exactly in int32 (|sum| < 2^31 needs 4 * k4 * 255 * 127 < 2^31: k4 < 16,500).
+/// `level` at most ckernels_int8_level(); 0 runs the portable loops.
+void ckernels_gemm_u8s8(int level, int m, int rows, int n, int k4, const int8_t *packed, const uint8_t *b,
+                        ptrdiff_t b_grid_row, const ptrdiff_t *b_offsets, float *c, ptrdiff_t c_matrix_row,
+                        ptrdiff_t c_grid_row, const ckernels_epilogue *epilogue);
+
 #endif
