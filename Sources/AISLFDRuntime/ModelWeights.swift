@@ -71,6 +71,12 @@ public struct ModelWeights: Sendable {
         }
         self.init(architecture: architecture, tensors: tensors, foldedLayers: Set(meta.folds.map(\.from)),
                   precision: precision, batchNormEpsilon: eps)
+        // The reader checked that each names an int8 tensor with one scale per output channel.
+        for (key, compute) in meta.int8Compute ?? [:] {
+            guard let entry = file.entry(key) else { continue }
+            int8Layers[key] = Int8Layer(weight: try file.int8Values(key), scales: entry.scales ?? [],
+                                        input: ActivationQuantization(scale: compute.inputScale, zeroPoint: compute.inputZeroPoint))
+        }
     }
 }
 
