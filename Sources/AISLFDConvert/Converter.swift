@@ -22,21 +22,11 @@ public struct Conversion: Sendable {
     /// dequantized as Float(q) * scale), in file order.
     public func storedTensors() -> [NamedTensor] {
         writer.tensors.map { t in
-            let values: [Float]
-            switch t.storage {
-            case .fp32:
-                values = t.data.withUnsafeBytes { raw in
-                    (0..<(t.data.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
-                }
-            case .fp16:
-                values = t.data.withUnsafeBytes { raw in
-                    (0..<(t.data.count / 2)).map { Float(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)))) }
-                }
-            case .int8:
-                let scales = t.scales ?? []
-                let perChannel = scales.isEmpty ? 0 : t.data.count / scales.count
-                values = t.data.enumerated().map { j, byte in
-                    perChannel == 0 ? 0 : Float(Int8(bitPattern: byte)) * scales[j / perChannel]
+            let values = t.data.withUnsafeBytes { raw in
+                switch t.storage {
+                case .fp32: return AISWDequantize.fp32(raw)
+                case .fp16: return AISWDequantize.fp16(raw)
+                case .int8: return AISWDequantize.int8(raw, scales: t.scales ?? [], rows: t.shape.first ?? 0, group: t.scaleGroup)
                 }
             }
             return NamedTensor(key: t.key, shape: t.shape, floats: values)

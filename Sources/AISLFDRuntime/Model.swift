@@ -121,6 +121,18 @@ public final class Model: @unchecked Sendable {
     /// The descriptor and meta maps of `image`; with `recordActivations`, every
     /// intermediate layer's output too (for layer-by-layer comparison).
     public func forward(image: Image, recordActivations: Bool = false) throws -> ModelOutputs {
+        try forwardPass(image: image, recordActivations: recordActivations)
+    }
+
+    /// The outputs and the input of every convolution, in the order they ran, by the weight
+    /// keys of the layers that read it (what calibration measures: the runtime's own maps).
+    public func forward(image: Image, recordLayerInputs: Bool) throws -> (outputs: ModelOutputs, layerInputs: [LayerInput]) {
+        let recorder = LayerInputRecorder()
+        let outputs = try LayerInputRecorder.$current.withValue(recordLayerInputs ? recorder : nil) { try forwardPass(image: image, recordActivations: false) }
+        return (outputs, recorder.inputs)
+    }
+
+    private func forwardPass(image: Image, recordActivations: Bool) throws -> ModelOutputs {
         guard image.channels == 3 else { throw RuntimeError.imageNotRGB(channels: image.channels) }
         guard image.height >= Model.minimumImageSide, image.width >= Model.minimumImageSide else {
             throw RuntimeError.imageTooSmall(height: image.height, width: image.width, minimum: Model.minimumImageSide)

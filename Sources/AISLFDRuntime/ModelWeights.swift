@@ -107,16 +107,16 @@ final class WeightLoader {
         return t.values
     }
 
-    /// The int8 form of the convolution at `prefix` when it computes in int8.
-    func int8(_ prefix: String, _ g: ConvGeometry) throws -> Int8Layer? {
+    /// The convolution at `prefix`: its weight key, and its int8 form when it computes in int8.
+    func layer(_ prefix: String, _ g: ConvGeometry) throws -> LayerForm {
         let key = "\(prefix).weight"
-        guard let layer = weights.int8Layers[key] else { return nil }
+        guard let layer = weights.int8Layers[key] else { return LayerForm(weightKeys: [key]) }
         let count = g.outChannels * g.inChannels * g.kernel * g.kernel
         guard layer.weight.count == count, layer.scales.count == g.outChannels else {
             throw RuntimeError.invalidValue(tensor: key, problem: "int8 compute needs \(count) values and \(g.outChannels) scales, has \(layer.weight.count) and \(layer.scales.count)")
         }
         usedInt8.insert(key)
-        return layer
+        return LayerForm(weightKeys: [key], int8: layer)
     }
 
     /// int8 layers no convolution took (a plan naming something that is not a convolution here).

@@ -58,7 +58,7 @@ struct MixedPrecision: ConversionPass {
 
         var candidates: [Candidate] = []
         var notCandidates: [JSONValue] = []
-        for (i, t) in state.tensors.enumerated() where Quantization.roles.contains(t.role) && t.keptBy == nil {
+        for (i, t) in state.tensors.enumerated() where state.plan.quantized(t.key) {
             switch t.stored {
             case .int8:
                 let fp16 = QuantizeFP16.convert(t.values)

@@ -36,26 +36,79 @@ public struct Int8Layer: Sendable, Equatable {
         self.input = input
     }
 
-    /// Layers that read the same input, as one with their outputs stacked (the heads' four
-    /// first convs, a PSA's query, key and value); nil unless all compute in int8 with the
-    /// same input quantization.
-    static func stacked(_ layers: [Int8Layer?]) -> Int8Layer? {
-        guard let first = layers.first ?? nil else { return nil }
-        var out = Int8Layer(weight: [], scales: [], input: first.input)
-        for layer in layers {
-            guard let layer, layer.input == first.input else { return nil }
-            out.weight += layer.weight
-            out.scales += layer.scales
+}
+
+/// What the models know of a convolution beyond its fp32 weights: the weight keys of the
+/// layers it computes (one, or several stacked that read the same input) and, when they
+/// compute in int8, their int8 form.
+struct LayerForm {
+    var weightKeys: [String]
+    var int8: Int8Layer?
+
+    /// Layers that read the same input as one with their outputs stacked (the heads' four
+    /// first convs, a PSA's query, key and value); int8 only if all are, with one input quantization.
+    static func stacked(_ forms: [LayerForm]) -> LayerForm {
+        var int8: Int8Layer? = forms.first?.int8
+        for form in forms.dropFirst() {
+            guard let layer = form.int8, layer.input == int8?.input else { int8 = nil; break }
+            int8?.weight += layer.weight
+            int8?.scales += layer.scales
         }
-        return out
+        return LayerForm(weightKeys: forms.flatMap(\.weightKeys), int8: int8)
     }
 }
 
 extension Kernels {
-    /// The int8 convolution where the weights say this layer computes in int8, else the fp32 one.
-    func makeConvolution(_ geometry: ConvGeometry, weight: [Float], epilogue: Epilogue, int8: Int8Layer?) -> Convolution {
-        guard let int8 else { return makeConvolution(geometry, weight: weight, epilogue: epilogue) }
-        return makeInt8Convolution(geometry, layer: int8, epilogue: epilogue)
+    /// The int8 convolution where the weights say this layer computes in int8, else the fp32
+    /// one; named, so a pass that records layer inputs can say whose input each map is.
+    func makeConvolution(_ geometry: ConvGeometry, weight: [Float], epilogue: Epilogue, form: LayerForm) -> Convolution {
+        let conv = form.int8.map { makeInt8Convolution(geometry, layer: $0, epilogue: epilogue) }
+            ?? makeConvolution(geometry, weight: weight, epilogue: epilogue)
+        return NamedConvolution(conv, weightKeys: form.weightKeys)
+    }
+}
+
+/// The input of every convolution of one forward pass, by the weight keys of its layers
+/// (`Model.forward(image:recordLayerInputs:)`): what calibration measures.
+public struct LayerInput: Sendable {
+    /// The layers that read this input (several when stacked: they share it).
+    public let weightKeys: [String]
+    public let map: FeatureMap
+}
+
+final class LayerInputRecorder: @unchecked Sendable {
+    private(set) var inputs: [LayerInput] = []
+    @TaskLocal static var current: LayerInputRecorder?
+
+    func record(_ keys: [String], _ map: FeatureMap) { inputs.append(LayerInput(weightKeys: keys, map: map)) }
+}
+
+/// A convolution that tells the pass's recorder (if any) what it reads.
+final class NamedConvolution: Convolution {
+    let conv: Convolution
+    let weightKeys: [String]
+
+    init(_ conv: Convolution, weightKeys: [String]) {
+        self.conv = conv
+        self.weightKeys = weightKeys
+    }
+
+    var geometry: ConvGeometry { conv.geometry }
+    var workers: Workers { conv.workers }
+
+    func apply(_ x: FeatureMap) -> FeatureMap {
+        LayerInputRecorder.current?.record(weightKeys, x)
+        return conv.apply(x)
+    }
+
+    func apply(_ x: FeatureMap, channels: Range<Int>) -> FeatureMap {
+        LayerInputRecorder.current?.record(weightKeys, x.channelSlice(channels))
+        return conv.apply(x, channels: channels)
+    }
+
+    func applyThenPool2x2(_ x: FeatureMap) -> FeatureMap {
+        LayerInputRecorder.current?.record(weightKeys, x)
+        return conv.applyThenPool2x2(x)
     }
 }
 

@@ -19,7 +19,7 @@ final class NetVLADMeta: MetaModule {
             centres.append(try loader.tensor("\(prefix).centroids", shape: [NetVLADMeta.clusters, descriptorChannels]))
             let conv = try loader.convolution("\(prefix).conv", geometry, biasRequired: true)
             convs.append(kernels.makeConvolution(geometry, weight: conv.weight, epilogue: Epilogue(bias: conv.bias),
-                                                 int8: try loader.int8("\(prefix).conv", geometry)))
+                                                 form: try loader.layer("\(prefix).conv", geometry)))
         }
         assignment = convs
         centroids = centres

@@ -13,14 +13,14 @@ final class PSAMeta: MetaModule {
         let c = descriptorChannels
         var convs: [Convolution] = []
         for v in Variant.allCases {
-            var weight: [Float] = [], bias: [Float] = [], int8: [Int8Layer?] = []
+            var weight: [Float] = [], bias: [Float] = [], forms: [LayerForm] = []
             let geometry = ConvGeometry(inChannels: c, outChannels: 3 * c, kernel: 1)
             for name in ["query", "key", "value"] {
                 weight += try loader.tensor("psa.\(v.rawValue).\(name).weight", shape: [c, c])
                 bias += try loader.tensor("psa.\(v.rawValue).\(name).bias", shape: [c])
-                int8.append(try loader.int8("psa.\(v.rawValue).\(name)", ConvGeometry(inChannels: c, outChannels: c, kernel: 1)))
+                forms.append(try loader.layer("psa.\(v.rawValue).\(name)", ConvGeometry(inChannels: c, outChannels: c, kernel: 1)))
             }
-            convs.append(kernels.makeConvolution(geometry, weight: weight, epilogue: Epilogue(bias: bias), int8: Int8Layer.stacked(int8)))
+            convs.append(kernels.makeConvolution(geometry, weight: weight, epilogue: Epilogue(bias: bias), form: LayerForm.stacked(forms)))
         }
         projections = convs
     }

@@ -28,7 +28,7 @@ final class VGGBackbone: BackboneModule {
             let bn = try loader.batchNorm(bnName, channels: spec.outChannels)
             let epilogue = Epilogue(bias: conv.bias, relu: true, post: bn)
             return Layer(conv: kernels.makeConvolution(geometry, weight: conv.weight, epilogue: epilogue,
-                                                       int8: try loader.int8("_backbone._conv\(spec.name)", geometry)),
+                                                       form: try loader.layer("_backbone._conv\(spec.name)", geometry)),
                          activationName: bn == nil ? nil : bnName, poolAfter: spec.poolAfter)
         }
     }
