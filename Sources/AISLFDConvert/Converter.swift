@@ -47,7 +47,8 @@ public enum Converter {
         passes(options).map(\.name)
     }
 
-    static func passes(_ options: ConversionOptions, measured: SensitivityCache = SensitivityCache()) -> [any ConversionPass] {
+    static func passes(_ options: ConversionOptions, measured: SensitivityCache = SensitivityCache(),
+                       computed: ComputeCache = ComputeCache()) -> [any ConversionPass] {
         var list: [any ConversionPass] = [ToFloat32()]
         if options.fold { list += [FoldBatchNorm(), FoldConvBatchNorm(), FoldAffineIntoNextConv()] }
         switch options.precision {
@@ -56,6 +57,7 @@ public enum Converter {
         case .int8: list += (options.calibrates ? [CollectInputMoments()] : []) + [QuantizeInt8()]
         }
         if options.calibrates { list.append(MixedPrecision(measured: measured)) }
+        if options.calibrates && options.precision == .int8 { list.append(ChooseInt8Compute(computed: computed)) }
         return list
     }
 
@@ -67,31 +69,33 @@ public enum Converter {
         try checkInput(contents, schema)
         var state = ConversionState(schema: schema, options: options, source: contents.tensors)
         var records: [AISWMetadata.Pass] = []
-        let measured = SensitivityCache()
-        var list = passes(options, measured: measured)
-        let mixed = list.last is MixedPrecision ? list.removeLast() : nil
-        for pass in list {
+        let list = passes(options, measured: SensitivityCache(), computed: ComputeCache())
+        // MixedPrecision fills the size budget and what computes in int8 depends on what it
+        // promoted: they run last, once per attempt at the room left for header, metadata and table.
+        let split = list.firstIndex { $0 is MixedPrecision } ?? list.count
+        for pass in list[..<split] {
             records.append(AISWMetadata.Pass(name: pass.name, details: try pass.run(&state)))
         }
-        guard let mixed, let fraction = options.effectiveSizeBudget else {
+        let tail = list[split...]
+        guard !tail.isEmpty, let budget = MixedPrecision.budget(state) else {
+            for pass in tail { records.append(AISWMetadata.Pass(name: pass.name, details: try pass.run(&state))) }
             return try assemble(state, records, contents, options, source, converter)
         }
-
-        // The promotions fill the budget up to what the header, metadata and table need:
-        // measured on the file without them, plus room for the records they add; if the
-        // file still comes out too large, again with that much more room.
-        let budget = Int((fraction * Double(contents.tensors.reduce(0) { $0 + $1.elementCount } * 4)).rounded(.down))
-        let plain = try assemble(state, records + [AISWMetadata.Pass(name: mixed.name, details: .null)], contents, options, source, converter)
-        var reserve = plain.report.totals.outputBytes - state.tensors.reduce(0) { $0 + $1.fileBytes } + 16_384
+        // The room they leave starts at what the file without their records needs beside the
+        // tensors; an attempt that comes out too large is repeated with the room its own file
+        // needed (fewer promotions make smaller records, so this settles at once).
+        func overhead(_ c: Conversion, _ s: ConversionState) -> Int { c.report.totals.outputBytes - s.tensors.reduce(0) { $0 + $1.fileBytes } }
+        var reserve = overhead(try assemble(state, records, contents, options, source, converter), state)
         var attempt = 0
         while true {
             var trial = state
             trial.reservedBytes = reserve
-            let details = try mixed.run(&trial)
-            let result = try assemble(trial, records + [AISWMetadata.Pass(name: mixed.name, details: details)], contents, options, source, converter)
+            var trialRecords = records
+            for pass in tail { trialRecords.append(AISWMetadata.Pass(name: pass.name, details: try pass.run(&trial))) }
+            let result = try assemble(trial, trialRecords, contents, options, source, converter)
             attempt += 1
             if result.report.totals.outputBytes <= budget || attempt == 4 { return result }
-            reserve += result.report.totals.outputBytes - budget + 1024
+            reserve = max(reserve + 64, overhead(result, trial))
         }
     }
 
@@ -128,9 +132,10 @@ public enum Converter {
         let metadata = AISWMetadata(
             architecture: schema.id, architectureConfig: architectureConfig(schema),
             schema: AISWMetadata.Schema(id: schema.id, sha256: schema.sha256), source: source, converter: converter,
-            options: options.metadataOptions, passes: records, folds: state.folds, tensorHistory: history, extra: extra)
+            options: options.metadataOptions, passes: records, folds: state.folds, tensorHistory: history, extra: extra,
+            int8Compute: state.int8Compute.isEmpty ? nil : state.int8Compute)
         let writer = AISWWriter(metadata: metadata, tensors: stored)
-        let outputBytes = try writer.encode().count
+        let outputBytes = try writer.encodedLength()
         let report = makeReport(state, contents, records, outputBytes: outputBytes, notes: notes)
         return Conversion(writer: writer, report: report)
     }

@@ -218,7 +218,9 @@ public struct AISWWriter: Sendable {
             guard let s = t.scales, let channels = t.shape.first else { throw bad("int8 storage needs rank >= 1 and one scale per index of axis 0") }
             guard (0...Int(UInt16.max)).contains(t.scaleGroup) else { throw bad("scale group \(t.scaleGroup) is not 0 ... 65535") }
             let perRow = AISWDequantize.scalesPerRow(rowLength: channels == 0 ? 0 : t.data.count / channels, group: t.scaleGroup)
-            if s.count != channels * perRow { throw bad("\(s.count) scales for \(channels) channels of \(perRow) blocks") }
+            if s.count != channels * perRow {
+                throw bad("\(s.count) scales for \(channels) channels" + (t.scaleGroup == 0 ? "" : " of \(perRow) blocks of \(t.scaleGroup)"))
+            }
             for (c, v) in s.enumerated() where !(v.isFinite && v >= 0) {
                 throw AISWError.invalidScale(key: t.key, channel: c, value: v)
             }

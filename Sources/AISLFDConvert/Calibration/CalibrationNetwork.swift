@@ -27,17 +27,20 @@ struct CalibrationNetwork {
         }
     }
 
-    private static func makeModel(_ schema: ArchitectureSchema, _ tensors: [String: WeightTensor], _ foldedLayers: Set<String>) throws -> Model {
+    private static func makeModel(_ schema: ArchitectureSchema, _ tensors: [String: WeightTensor], _ foldedLayers: Set<String>,
+                                  _ int8Layers: [String: Int8Layer] = [:]) throws -> Model {
         guard let architecture = Architecture(rawValue: schema.id) else { throw RuntimeError.unknownArchitecture(schema.id) }
-        return try Model(weights: ModelWeights(architecture: architecture, tensors: tensors, foldedLayers: foldedLayers,
-                                               batchNormEpsilon: schema.batchNormEpsilons.first ?? ModelWeights.pytorchBatchNormEpsilon))
+        var weights = ModelWeights(architecture: architecture, tensors: tensors, foldedLayers: foldedLayers,
+                                   batchNormEpsilon: schema.batchNormEpsilons.first ?? ModelWeights.pytorchBatchNormEpsilon)
+        weights.int8Layers = int8Layers
+        return try Model(weights: weights)
     }
 
-    /// The runtime's model with `replaced` tensors' values swapped in.
-    func model(replacing replaced: [String: [Float]]) throws -> Model {
+    /// The runtime's model with `replaced` tensors' values swapped in, and `int8Layers` computing in int8.
+    func model(replacing replaced: [String: [Float]], int8Layers: [String: Int8Layer] = [:]) throws -> Model {
         var weights = tensors
         for (key, values) in replaced { weights[key]?.values = values }
-        return try Self.makeModel(schema, weights, foldedLayers)
+        return try Self.makeModel(schema, weights, foldedLayers, int8Layers)
     }
 
     static func image(_ values: [Float], height: Int, width: Int) throws -> Image {
@@ -71,4 +74,22 @@ func meanPositionCosineDistance(_ a: FeatureMap, _ b: FeatureMap) -> Double {
         sum += aa == 0 || bb == 0 ? 1 : 1 - dot / (aa.squareRoot() * bb.squareRoot())
     }
     return sum / Double(plane)
+}
+
+/// The least, over positions, of the cosine between the two maps' vectors there (1 where
+/// both are zero, 0 where one is): the per-keypoint cosine of `aislfd-verify` at every position.
+func leastPositionCosine(_ a: FeatureMap, _ b: FeatureMap) -> Double {
+    let plane = b.planeSize
+    guard a.values.count == b.values.count else { return 0 }
+    var least = 1.0
+    for p in 0..<plane {
+        var dot = 0.0, aa = 0.0, bb = 0.0
+        for c in 0..<b.channels {
+            let x = Double(a.values[c * plane + p]), y = Double(b.values[c * plane + p])
+            dot += x * y; aa += x * x; bb += y * y
+        }
+        if aa == 0 && bb == 0 { continue }
+        least = min(least, aa == 0 || bb == 0 ? 0 : dot / (aa.squareRoot() * bb.squareRoot()))
+    }
+    return least
 }
