@@ -8,6 +8,7 @@ same image, same thread count, all in one run of this script.
 What it does (from the repository root):
 1. Builds the Swift commands (`swift build -c release --product aislfd-run`, and
    `aislfd-convert`), unless --no-build.
+   It also measures the CPU's register-only peaks (tools/peak.c: fp32 FMA, int8 vpdpbusd).
 2. Draws a seeded synthetic image (tools/synthetic.py, seed 7) and saves it as
    float32 [3, H, W] .npy: every engine reads exactly the same input.
 3. Counts each model's FLOPs from its layer shapes (forward hooks on the PyTorch
@@ -321,6 +322,19 @@ def relative_errors(run_path, reference_path):
     return errors
 
 
+def register_peaks(threads):
+    """This CPU's fp32 FMA and int8 VNNI peaks from tools/peak.c (register-only loops), built
+    with the system C compiler; None when there is none."""
+    with tempfile.TemporaryDirectory() as tmp:
+        binary = Path(tmp) / 'peak'
+        built = subprocess.run(['cc', '-O2', '-pthread', str(TOOLS / 'peak.c'), '-o', str(binary)], capture_output=True, text=True)
+        if built.returncode != 0:
+            print(f'peak: not built ({built.stderr.strip()[:200]})')
+            return None
+        out = subprocess.run([str(binary), str(threads)], capture_output=True, text=True).stdout.split()
+        return {out[i]: float(out[i + 1]) for i in range(0, len(out) - 1, 2)}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--rounds', type=int, default=5)
@@ -353,6 +367,11 @@ def main():
                            stdout=subprocess.DEVNULL)
     print(f'machine: {os.cpu_count()} CPUs, load average {open("/proc/loadavg").read().split()[:3]}')
     print(f'image {args.height}x{args.width}, {args.threads} threads, {args.rounds} rounds x {args.repeat} passes per engine')
+    peaks = register_peaks(args.threads)
+    if peaks:
+        print(f'register-only peaks, {args.threads} threads (tools/peak.c): fp32 FMA {peaks["fp32_gflops"]:.0f} GFLOP/s, '
+              f'int8 vpdpbusd {peaks["int8_gops"]:.0f} G int-ops/s (2 per multiply-add; 0: no AVX-512 VNNI), '
+              f'ratio {peaks["int8_gops"] / max(peaks["fp32_gflops"], 1e-9):.1f}')
 
     with tempfile.TemporaryDirectory(prefix='aislfd-bench-') as tmp:
         tmp = Path(tmp)

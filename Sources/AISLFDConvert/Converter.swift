@@ -41,6 +41,8 @@ public struct Conversion: Sendable {
 public enum Converter {
     public static let name = "aislfd-convert"
     public static let version = "0.1.0"
+    /// The least desc and meta cosines to the fp32 network ChooseInt8Compute keeps (aislfd-verify's int8 tolerances).
+    public static var int8ComputeCosines: (descriptor: Double, meta: Double) { (ChooseInt8Compute.descriptorCosine, ChooseInt8Compute.metaCosine) }
 
     /// The passes `options` runs, in order.
     public static func passNames(_ options: ConversionOptions) -> [String] {
