@@ -126,6 +126,9 @@ struct ConversionState {
     /// Least and greatest value of each int8-bound weight's input on the calibration images
     /// (CollectInputMoments), by weight key: the range its int8 input quantization covers.
     var inputRanges: [String: (low: Float, high: Float)] = [:]
+    /// An evenly spread sample of each such input's values (CollectInputMoments), by weight key:
+    /// what the int8 input quantization's clipping range is fitted to.
+    var inputSamples: [String: [Float]] = [:]
     /// The layers that compute in int8 (ChooseInt8Compute), by weight key.
     var int8Compute: [String: AISWMetadata.Int8Compute] = [:]
 

@@ -49,8 +49,7 @@ public enum Converter {
         passes(options).map(\.name)
     }
 
-    static func passes(_ options: ConversionOptions, measured: SensitivityCache = SensitivityCache(),
-                       computed: ComputeCache = ComputeCache()) -> [any ConversionPass] {
+    static func passes(_ options: ConversionOptions, measured: SensitivityCache = SensitivityCache()) -> [any ConversionPass] {
         var list: [any ConversionPass] = [ToFloat32()]
         if options.fold { list += [FoldBatchNorm(), FoldConvBatchNorm(), FoldAffineIntoNextConv()] }
         switch options.precision {
@@ -58,8 +57,8 @@ public enum Converter {
         case .fp16: list.append(QuantizeFP16())
         case .int8: list += (options.calibrates ? [CollectInputMoments()] : []) + [QuantizeInt8()]
         }
+        if options.calibrates && options.precision == .int8 { list.append(ChooseInt8Compute()) }
         if options.calibrates { list.append(MixedPrecision(measured: measured)) }
-        if options.calibrates && options.precision == .int8 { list.append(ChooseInt8Compute(computed: computed)) }
         return list
     }
 
@@ -71,9 +70,9 @@ public enum Converter {
         try checkInput(contents, schema)
         var state = ConversionState(schema: schema, options: options, source: contents.tensors)
         var records: [AISWMetadata.Pass] = []
-        let list = passes(options, measured: SensitivityCache(), computed: ComputeCache())
-        // MixedPrecision fills the size budget and what computes in int8 depends on what it
-        // promoted: they run last, once per attempt at the room left for header, metadata and table.
+        let list = passes(options, measured: SensitivityCache())
+        // MixedPrecision fills the size budget: it runs last, once per attempt at the room left
+        // for header, metadata and table (its sensitivities are measured once and kept).
         let split = list.firstIndex { $0 is MixedPrecision } ?? list.count
         for pass in list[..<split] {
             records.append(AISWMetadata.Pass(name: pass.name, details: try pass.run(&state)))

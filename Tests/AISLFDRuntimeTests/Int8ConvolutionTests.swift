@@ -118,3 +118,38 @@ private extension SplitMix64 {
         range.lowerBound + Int(next() % UInt64(range.upperBound - range.lowerBound + 1))
     }
 }
+
+/// A model layer computing in int8 stays close to its fp32 self: the model path (weights
+/// loaded, epilogue composed with the BatchNorm affine after it, bands) and not only the kernel.
+final class Int8ModelLayerTests: XCTestCase {
+    func testVGGLayerInInt8() throws {
+        let tensors = SpecWeights.make("lisrd")
+        var random = SplitMix64(seed: 3)
+        let image = try FeatureMap(channels: 3, height: 48, width: 64, values: (0..<(3 * 48 * 64)).map { _ in Float(random.uniform()) })
+        let fp32 = try Model(weights: ModelWeights(architecture: .lisrd, tensors: tensors)).forward(image: image, recordActivations: true)
+        let input = try XCTUnwrap(fp32.activations.first { $0.name == "_backbone._bn3_1" })
+        let key = "_backbone._conv3_2.weight"
+        let w = try XCTUnwrap(tensors[key])
+        let rows = w.shape[0], per = w.values.count / rows
+        var q = [Int8](repeating: 0, count: w.values.count), scales = [Float](repeating: 0, count: rows)
+        for r in 0..<rows {
+            let m = w.values[(r * per)..<((r + 1) * per)].map(abs).max() ?? 0
+            scales[r] = m / 127
+            for j in 0..<per where m > 0 { q[r * per + j] = Int8((w.values[r * per + j] / scales[r]).rounded()) }
+        }
+        var quantizedWeights = tensors
+        quantizedWeights[key]?.values = zip(q.indices, q).map { Float($1) * scales[$0 / per] }
+        var weights = ModelWeights(architecture: .lisrd, tensors: quantizedWeights)
+        let storedOnly = try Model(weights: weights).forward(image: image, recordActivations: true)
+        weights.int8Layers[key] = Int8Layer(weight: q, scales: scales,
+                                            input: try XCTUnwrap(ActivationQuantization(low: input.values.min()!, high: input.values.max()!)))
+        for level in availableSIMDLevels {
+            let int8 = try Model(weights: weights, configuration: RuntimeConfiguration(simd: level)).forward(image: image, recordActivations: true)
+            let a = try XCTUnwrap(int8.activations.first { $0.name == "_backbone._bn3_2" })
+            let b = try XCTUnwrap(storedOnly.activations.first { $0.name == "_backbone._bn3_2" })
+            let signal = b.values.reduce(0) { $0 + Double($1) * Double($1) }
+            let noise = zip(a.values, b.values).reduce(0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
+            XCTAssertGreaterThan(10 * log10(signal / noise), 30, "\(level): int8 compute of conv3_2 vs the same weights in fp32")
+        }
+    }
+}

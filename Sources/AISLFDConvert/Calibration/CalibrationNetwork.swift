@@ -76,20 +76,25 @@ func meanPositionCosineDistance(_ a: FeatureMap, _ b: FeatureMap) -> Double {
     return sum / Double(plane)
 }
 
-/// The least, over positions, of the cosine between the two maps' vectors there (1 where
-/// both are zero, 0 where one is): the per-keypoint cosine of `aislfd-verify` at every position.
-func leastPositionCosine(_ a: FeatureMap, _ b: FeatureMap) -> Double {
+/// The cosine between the two maps' vectors at each position (1 where both are zero, 0 where
+/// one is): the per-keypoint cosine of `aislfd-verify`, at every position.
+func positionCosines(_ a: FeatureMap, _ b: FeatureMap) -> [Double] {
     let plane = b.planeSize
-    guard a.values.count == b.values.count else { return 0 }
-    var least = 1.0
-    for p in 0..<plane {
+    guard a.values.count == b.values.count else { return [0] }
+    return (0..<plane).map { p in
         var dot = 0.0, aa = 0.0, bb = 0.0
         for c in 0..<b.channels {
             let x = Double(a.values[c * plane + p]), y = Double(b.values[c * plane + p])
             dot += x * y; aa += x * x; bb += y * y
         }
-        if aa == 0 && bb == 0 { continue }
-        least = min(least, aa == 0 || bb == 0 ? 0 : dot / (aa.squareRoot() * bb.squareRoot()))
+        if aa == 0 && bb == 0 { return 1 }
+        return aa == 0 || bb == 0 ? 0 : dot / (aa.squareRoot() * bb.squareRoot())
     }
-    return least
+}
+
+/// The `quantile` (0 ... 1) of `values`, by rank (0: the least).
+func lowQuantile(_ values: [Double], _ quantile: Double) -> Double {
+    let sorted = values.sorted()
+    guard !sorted.isEmpty else { return 1 }
+    return sorted[min(sorted.count - 1, Int(quantile * Double(sorted.count)))]
 }

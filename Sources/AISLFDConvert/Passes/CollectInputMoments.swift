@@ -30,6 +30,7 @@ struct CollectInputMoments: ConversionPass {
         var groups: [(keys: [String], layer: LayerSpec)] = []
         var accumulators: [InputMoments] = []
         var ranges: [(low: Float, high: Float)] = []
+        var samples: [[Float]] = []
         var unavailable = Set<Int>()
         for i in 0..<settings.images {
             let values = CalibrationImages.deadLeaves(seed: settings.gptqImageSeed(i), height: settings.height, width: settings.width)
@@ -45,6 +46,7 @@ struct CollectInputMoments: ConversionPass {
                     groups.append((input.weightKeys.filter { state.plan.int8($0) }, layer))
                     accumulators.append(InputMoments(size: columns(layer)))
                     ranges.append((.infinity, -.infinity))
+                    samples.append([])
                 }
             }
             guard inputs.count == groups.count else { throw ConversionError.unexpectedTensor(key: inputs.last?.weightKeys.first ?? "") }
@@ -72,6 +74,11 @@ struct CollectInputMoments: ConversionPass {
                 }
             }
             for (s, ok) in added.enumerated() where !ok { unavailable.insert(s) }
+            for s in groups.indices {
+                let values = inputs[s].map.values
+                let step = max(1, values.count / CollectInputMoments.samplesPerImage)
+                samples[s] += stride(from: 0, to: values.count, by: step).map { values[$0] }
+            }
         }
 
         var layers: [JSONValue] = []
@@ -84,6 +91,7 @@ struct CollectInputMoments: ConversionPass {
             for key in group.keys {
                 state.moments[key] = accumulators[s]
                 state.inputRanges[key] = ranges[s]
+                state.inputSamples[key] = samples[s]
             }
             layers.append(.object(["weights": json(group.keys), "size": json(accumulators[s].size), "vectors": json(accumulators[s].count),
                                    "input_range": .array([.double(Double(ranges[s].low)), .double(Double(ranges[s].high))])]))
@@ -97,6 +105,9 @@ struct CollectInputMoments: ConversionPass {
             "inputs": .array(layers),
         ])
     }
+
+    /// Values of each input kept per image for fitting its int8 quantization.
+    static let samplesPerImage = 1 << 15
 
     /// Values each output of the layer multiplies: in x k x k for a conv, in for a linear.
     private func columns(_ layer: LayerSpec) -> Int {

@@ -59,6 +59,10 @@ struct MixedPrecision: ConversionPass {
         var candidates: [Candidate] = []
         var notCandidates: [JSONValue] = []
         for (i, t) in state.tensors.enumerated() where state.plan.quantized(t.key) {
+            guard state.int8Compute[t.key] == nil else {
+                notCandidates.append(.object(["key": json(t.key), "reason": json("computes in int8 (ChooseInt8Compute)")]))
+                continue
+            }
             switch t.stored {
             case .int8:
                 let fp16 = QuantizeFP16.convert(t.values)
