@@ -57,8 +57,8 @@ public enum Converter {
         case .fp16: list.append(QuantizeFP16())
         case .int8: list += (options.calibrates ? [CollectInputMoments()] : []) + [QuantizeInt8()]
         }
-        if options.calibrates && options.precision == .int8 { list.append(ChooseInt8Compute()) }
         if options.calibrates { list.append(MixedPrecision(measured: measured)) }
+        if options.calibrates && options.precision == .int8 { list.append(ChooseInt8Compute()) }
         return list
     }
 
@@ -71,32 +71,41 @@ public enum Converter {
         var state = ConversionState(schema: schema, options: options, source: contents.tensors)
         var records: [AISWMetadata.Pass] = []
         let list = passes(options, measured: SensitivityCache())
-        // MixedPrecision fills the size budget: it runs last, once per attempt at the room left
-        // for header, metadata and table (its sensitivities are measured once and kept).
+        // MixedPrecision fills the size budget, once per attempt at the room left for header,
+        // metadata and table (its sensitivities are measured once and kept). ChooseInt8Compute
+        // then decides, once, among the weights left int8; a later attempt keeps its decision
+        // (those weights stay int8) and only re-spends the budget on the others.
         let split = list.firstIndex { $0 is MixedPrecision } ?? list.count
         for pass in list[..<split] {
             records.append(AISWMetadata.Pass(name: pass.name, details: try pass.run(&state)))
         }
-        let tail = list[split...]
-        guard !tail.isEmpty, let budget = MixedPrecision.budget(state) else {
+        let tail = Array(list[split...])
+        guard let mixed = tail.first, let budget = MixedPrecision.budget(state) else {
             for pass in tail { records.append(AISWMetadata.Pass(name: pass.name, details: try pass.run(&state))) }
             return try assemble(state, records, contents, options, source, converter)
         }
-        // The room they leave starts at what the file without their records needs beside the
-        // tensors; an attempt that comes out too large is repeated with the room its own file
-        // needed (fewer promotions make smaller records, so this settles at once).
         func overhead(_ c: Conversion, _ s: ConversionState) -> Int { c.report.totals.outputBytes - s.tensors.reduce(0) { $0 + $1.fileBytes } }
         var reserve = overhead(try assemble(state, records, contents, options, source, converter), state)
+        var decided: (compute: [String: AISWMetadata.Int8Compute], records: [AISWMetadata.Pass])? = nil
         var attempt = 0
         while true {
             var trial = state
             trial.reservedBytes = reserve
-            var trialRecords = records
-            for pass in tail { trialRecords.append(AISWMetadata.Pass(name: pass.name, details: try pass.run(&trial))) }
+            if let decided { trial.int8Compute = decided.compute }
+            var trialRecords = records + [AISWMetadata.Pass(name: mixed.name, details: try mixed.run(&trial))]
+            if let decided {
+                trialRecords += decided.records
+            } else {
+                var later: [AISWMetadata.Pass] = []
+                for pass in tail.dropFirst() { later.append(AISWMetadata.Pass(name: pass.name, details: try pass.run(&trial))) }
+                decided = (trial.int8Compute, later)
+                trialRecords += later
+            }
             let result = try assemble(trial, trialRecords, contents, options, source, converter)
             attempt += 1
             if result.report.totals.outputBytes <= budget || attempt == 4 { return result }
-            reserve = max(reserve + 64, overhead(result, trial))
+            // The room this attempt's file needed (fewer promotions make smaller records, so this settles at once).
+            reserve = max(reserve + AISWFormat.alignment, overhead(result, trial))
         }
     }
 

@@ -3,8 +3,8 @@ import AISLFDFormat
 import AISLFDRuntime
 import Foundation
 
-/// int8 with calibration, right after QuantizeInt8 (before MixedPrecision, which then
-/// promotes only weights that do not compute in int8): decides which convolutions compute in int8 (u8 inputs, s8
+/// int8 with calibration, after MixedPrecision (so a weight it promoted, which is worth more
+/// stored wider, is never held at int8 for compute): decides which convolutions compute in int8 (u8 inputs, s8
 /// weights, int32 sums; the runtime's `Int8Convolution`) and which stay in fp32 arithmetic,
 /// by measuring, never by guessing. A layer can compute in int8 when its weight (all of them,
 /// for layers that read one input together) is stored int8 with one scale per output channel
@@ -16,10 +16,10 @@ import Foundation
 /// stored values) still keeps, on the sensitivity images, the low quantile (`quantile`) of the
 /// per-position cosines to the fp32 network at or above `descriptorCosine` for the desc maps
 /// and `metaCosine` for the meta maps — aislfd-verify's int8 tolerances for keypoint
-/// descriptors (0.998) and meta descriptors (0.999). Verify takes the least cosine over a few
-/// hundred keypoints per image; the quantile 1/500 over every position of every map is the
-/// statistic of that least, free of the image's few worst pixels (flat regions where the
-/// descriptor nearly vanishes), which no keypoint detector picks. Attention,
+/// descriptors (0.998) and meta descriptors (0.999). Verify takes the least cosine over its
+/// keypoints (40 per variant in the parity tests, about a 1/40 quantile); the 1/500 quantile
+/// over every position of every map is stricter than that, yet free of the image's few worst
+/// pixels (flat regions where the descriptor nearly vanishes), which no keypoint detector picks. Attention,
 /// softmax, BatchNorm affines, pooling, resizing, L2 normalisation and NetVLAD are never int8.
 struct ChooseInt8Compute: ConversionPass {
     let name = "ChooseInt8Compute"
