@@ -37,8 +37,9 @@ final class VGGBackbone: BackboneModule {
         var x = image
         var layers = self.layers[...]
         // The first block (two convolutions, then pooling) band by band: its
-        // full-resolution maps exist only when they are recorded.
-        if !recorder.enabled, layers.count >= 2, !layers[0].poolAfter, layers[1].poolAfter {
+        // full-resolution maps exist only when they are recorded (activations, or
+        // each convolution's whole input for calibration).
+        if !recorder.enabled, LayerInputRecorder.current == nil, layers.count >= 2, !layers[0].poolAfter, layers[1].poolAfter {
             x = BandedConvolutions.thenPool2x2(x, layers[0].conv, layers[1].conv, workers: layers[0].conv.workers)
             layers = layers.dropFirst(2)
         }
