@@ -8,7 +8,6 @@ same image, same thread count, all in one run of this script.
 What it does (from the repository root):
 1. Builds the Swift commands (`swift build -c release --product aislfd-run`, and
    `aislfd-convert`), unless --no-build.
-   It also measures the CPU's register-only peaks (tools/peak.c: fp32 FMA, int8 vpdpbusd).
 2. Draws a seeded synthetic image (tools/synthetic.py, seed 7) and saves it as
    float32 [3, H, W] .npy: every engine reads exactly the same input.
 3. Counts each model's FLOPs from its layer shapes (forward hooks on the PyTorch
@@ -28,7 +27,7 @@ What it does (from the repository root):
    size), the Swift fp32 run on aislfd-c included.
 8. Parity on this image: the Swift outputs (last round) against PyTorch's, as
    max |a - b| / max |b| per output group.
-9. The machine's fp32 peak: tools/fma_peak.c (built with cc) runs register-only
+9. The machine's peaks: tools/peak.c (built with cc) runs register-only
    fused multiply-adds, AVX-512 and AVX2, on 1 and T threads, timed by each
    thread's CPU time. Every engine's GFLOP/s is printed as a share of the T-thread
    peak of the widest ISA, and so is each layer kind's (3x3 convolutions, 1x1
@@ -296,17 +295,17 @@ class Engine:
         return {k: min(r.get(k, 0) for r in self.kinds) for k in self.kinds[0]}
 
 
-PEAK_SOURCE = TOOLS / 'fma_peak.c'
+PEAK_SOURCE = TOOLS / 'peak.c'
 
 
 def measure_peak(threads, tmp):
     """{'avx512_1', 'avx512_n', 'avx2_1', 'avx2_n'} GFLOP/s (those the CPU has), or an error string."""
-    binary = Path(tmp) / 'fma_peak'
+    binary = Path(tmp) / 'peak'
     build = subprocess.run(['cc', '-O2', '-pthread', str(PEAK_SOURCE), '-o', str(binary)], capture_output=True, text=True)
     if build.returncode != 0:
         return f'cc failed: {build.stderr.strip()[:200]}'
     run = subprocess.run([str(binary), str(threads)], capture_output=True, text=True)
-    return json.loads(run.stdout) if run.returncode == 0 else f'fma_peak failed: {run.stderr.strip()[:200]}'
+    return json.loads(run.stdout) if run.returncode == 0 else f'peak failed: {run.stderr.strip()[:200]}'
 
 
 def relative_errors(run_path, reference_path):
@@ -320,19 +319,6 @@ def relative_errors(run_path, reference_path):
             continue
         errors[group] = max(float(np.abs(run[k].reshape(ref[k].shape) - ref[k]).max() / np.abs(ref[k]).max()) for k in keys)
     return errors
-
-
-def register_peaks(threads):
-    """This CPU's fp32 FMA and int8 VNNI peaks from tools/peak.c (register-only loops), built
-    with the system C compiler; None when there is none."""
-    with tempfile.TemporaryDirectory() as tmp:
-        binary = Path(tmp) / 'peak'
-        built = subprocess.run(['cc', '-O2', '-pthread', str(TOOLS / 'peak.c'), '-o', str(binary)], capture_output=True, text=True)
-        if built.returncode != 0:
-            print(f'peak: not built ({built.stderr.strip()[:200]})')
-            return None
-        out = subprocess.run([str(binary), str(threads)], capture_output=True, text=True).stdout.split()
-        return {out[i]: float(out[i + 1]) for i in range(0, len(out) - 1, 2)}
 
 
 def main():
@@ -367,11 +353,6 @@ def main():
                            stdout=subprocess.DEVNULL)
     print(f'machine: {os.cpu_count()} CPUs, load average {open("/proc/loadavg").read().split()[:3]}')
     print(f'image {args.height}x{args.width}, {args.threads} threads, {args.rounds} rounds x {args.repeat} passes per engine')
-    peaks = register_peaks(args.threads)
-    if peaks:
-        print(f'register-only peaks, {args.threads} threads (tools/peak.c): fp32 FMA {peaks["fp32_gflops"]:.0f} GFLOP/s, '
-              f'int8 vpdpbusd {peaks["int8_gops"]:.0f} G int-ops/s (2 per multiply-add; 0: no AVX-512 VNNI), '
-              f'ratio {peaks["int8_gops"] / max(peaks["fp32_gflops"], 1e-9):.1f}')
 
     with tempfile.TemporaryDirectory(prefix='aislfd-bench-') as tmp:
         tmp = Path(tmp)
@@ -384,7 +365,10 @@ def main():
             peak_value = peak.get(f'{isa}_n')
             print('fp32 peak (register-only FMA loop, per-thread CPU time): ' +
                   ', '.join(f'{k.split("_")[0].upper()} {"1 thread" if k.endswith("_1") else f"{args.threads} threads"} '
-                            f'{v:.0f} GFLOP/s' for k, v in peak.items() if k != 'threads'))
+                            f'{v:.0f} GFLOP/s' for k, v in peak.items() if k != 'threads' and not k.startswith('vnni')))
+            if 'vnni_n' in peak:
+                print(f'int8 peak (register-only vpdpbusd loop): 1 thread {peak["vnni_1"]:.0f}, {args.threads} threads '
+                      f'{peak["vnni_n"]:.0f} G int-ops/s (2 per multiply-add), {peak["vnni_n"] / max(peak_value or 1, 1e-9):.1f}x the fp32 peak')
             print(f'shares below are of the {isa.upper()} {args.threads}-thread peak, {peak_value:.0f} GFLOP/s')
         import synthetic
         image = (synthetic.draw_image(IMAGE_SEED, args.height, args.width).astype(np.float32) / np.float32(255))
