@@ -3,7 +3,7 @@ import PackageDescription
 
 // Dependencies point one way:
 //   C libraries -> Core -> Format / Readers / Images / Schema -> Runtime -> Inputs
-//   -> Convert / Verify -> Commands -> executables.
+//   -> Convert / Verify / Eval -> Commands -> executables.
 // The AISLFDRuntime product is Core, Format, Runtime, CKernels and OpenBLAS only: an app
 // that embeds it links no libhdf5, libpng, libjpeg or zlib. Only Commands imports ArgumentParser.
 let package = Package(
@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "aislfd-run", targets: ["aislfd-run"]),
         .executable(name: "aislfd-match", targets: ["aislfd-match"]),
         .executable(name: "aislfd-verify", targets: ["aislfd-verify"]),
+        .executable(name: "aislfd-eval", targets: ["aislfd-eval"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -48,9 +49,11 @@ let package = Package(
                                                      "AISLFDSchema", "AISLFDRuntime"]),
         .target(name: "AISLFDConvert", dependencies: ["AISLFDCore", "AISLFDFormat", "AISLFDSchema", "AISLFDRuntime", "COpenBLAS"]),
         .target(name: "AISLFDVerify", dependencies: ["AISLFDCore", "AISLFDReaders", "AISLFDRuntime", "AISLFDInputs"]),
+        // The paper's evaluation: homography estimation, datasets, metrics.
+        .target(name: "AISLFDEval", dependencies: ["AISLFDCore", "AISLFDReaders", "AISLFDImages", "AISLFDRuntime", "AISLFDInputs"]),
         .target(name: "AISLFDCommands", dependencies: [
             "AISLFDCore", "AISLFDFormat", "AISLFDReaders", "AISLFDImages", "AISLFDSchema", "AISLFDRuntime",
-            "AISLFDInputs", "AISLFDConvert", "AISLFDVerify",
+            "AISLFDInputs", "AISLFDConvert", "AISLFDVerify", "AISLFDEval",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -59,6 +62,7 @@ let package = Package(
         .executableTarget(name: "aislfd-run", dependencies: ["AISLFDCommands"]),
         .executableTarget(name: "aislfd-match", dependencies: ["AISLFDCommands"]),
         .executableTarget(name: "aislfd-verify", dependencies: ["AISLFDCommands"]),
+        .executableTarget(name: "aislfd-eval", dependencies: ["AISLFDCommands"]),
 
         .target(name: "AISLFDTestSupport", dependencies: ["AISLFDCore"], path: "Tests/TestSupport"),
         .testTarget(name: "AISLFDCoreTests", dependencies: ["AISLFDCore", "AISLFDTestSupport"]),
@@ -72,6 +76,7 @@ let package = Package(
         .testTarget(name: "AISLFDInputsTests", dependencies: ["AISLFDInputs", "AISLFDRuntime", "AISLFDSchema", "AISLFDTestSupport"]),
         .testTarget(name: "AISLFDVerifyTests", dependencies: ["AISLFDVerify", "AISLFDConvert", "AISLFDInputs", "AISLFDReaders",
                                                               "AISLFDSchema", "AISLFDTestSupport"]),
+        .testTarget(name: "AISLFDEvalTests", dependencies: ["AISLFDEval", "AISLFDCore", "AISLFDTestSupport"]),
         .testTarget(name: "AISLFDCommandsTests", dependencies: ["AISLFDCommands", "AISLFDFormat", "AISLFDReaders", "AISLFDTestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -14,7 +14,7 @@ import zlib
 import numpy as np
 
 MAGIC = b"\x89AISW\r\n\x1a"
-VERSION = 1
+VERSIONS = (1, 2)  # 2: int8 scales per block of a row, int8_compute
 HEADER, ALIGN = 64, 64
 MAX_METADATA, MAX_TENSORS, MAX_TABLE = 16 << 20, 65536, 64 << 20
 MAX_RANK, MAX_KEY, MAX_ROLE, MAX_DIM = 8, 512, 128, 2**31 - 1
@@ -61,7 +61,7 @@ def load(path):
     if size < HEADER:
         fail(f"truncated: needs {HEADER} bytes, file has {size}")
     version, header_len, file_len, meta_len, table_len, count = struct.unpack_from("<IIQIII", buf, 8)
-    if version != VERSION:
+    if version not in VERSIONS:
         fail(f"unsupported .aisw version {version}")
     if header_len != HEADER:
         fail(f"invalid header: header length {header_len}, must be 64")
@@ -121,10 +121,11 @@ def load(path):
         if computed != stored:
             fail(f"tensor {key}: {name} checksum mismatch (stored {stored:#010x}, computed {computed:#010x})")
 
+    int8_per_channel = set()
     for i in range(count):
         if cursor + ENTRY_FIXED > table_end:
             fail(f"invalid tensor table: entry {i} runs past the end of the table")
-        (key_len, role_len, code, rank, reserved, data_offset, data_len,
+        (key_len, role_len, code, rank, scale_group, data_offset, data_len,
          scales_offset, scales_len, data_crc, scales_crc) = struct.unpack_from("<HHBBHQQQQII", buf, cursor)
         if key_len < 1:
             fail(f"tensor table entry {i}: empty key")
@@ -146,8 +147,10 @@ def load(path):
         entry_end = dims_off + 8 * rank
         if entry_end > table_end:
             fail(f"invalid tensor table: entry of {key} runs past the end of the table")
-        if reserved or any(buf[strings + key_len + role_len:dims_off]):
-            fail(f"tensor {key}: reserved table field or padding is not zero")
+        if any(buf[strings + key_len + role_len:dims_off]):
+            fail(f"tensor {key}: table padding is not zero")
+        if scale_group and (version < 2 or STORAGE[code][0] != "int8"):
+            fail(f"tensor {key}: reserved table field is not zero" if version < 2 else f"tensor {key}: scale group set for non-int8 storage")
         shape = struct.unpack_from(f"<{rank}Q", buf, dims_off)
         if any(d > MAX_DIM for d in shape):
             fail(f"dimension of tensor {key} exceeds the limit {MAX_DIM}")
@@ -161,16 +164,23 @@ def load(path):
         check_crc(key, "data", data, data_crc)
         values = np.frombuffer(data, dtype=dtype).reshape(shape).astype(np.float32)
         if name == "int8":
-            if rank < 1 or scales_len != 4 * shape[0]:
-                fail(f"tensor {key}: int8 storage needs rank >= 1 and one float32 scale per channel")
+            row = int(np.prod(shape[1:], dtype=object)) if rank >= 1 else 0
+            per_row = 1 if scale_group == 0 else -(-row // scale_group)
+            if rank < 1 or scales_len != 4 * shape[0] * per_row:
+                fail(f"tensor {key}: int8 storage needs rank >= 1 and {per_row} float32 scale(s) per channel")
             scales_bytes = region(key, "scales", scales_offset, scales_len)
             check_crc(key, "scales", scales_bytes, scales_crc)
             scales = np.frombuffer(scales_bytes, dtype="<f4").astype(np.float32)
             if not (np.all(np.isfinite(scales)) and np.all(scales >= 0)):
                 fail(f"tensor {key}: scales must be finite and >= 0")
-            values = values * scales.reshape((-1,) + (1,) * (rank - 1))
+            # value = float32(q) * the scale of its row (scale_group 0) or of its block of the row.
+            rows = values.reshape(shape[0], row)
+            block = np.arange(row) // scale_group if scale_group else np.zeros(row, dtype=np.int64)
+            values = (rows * scales.reshape(shape[0], per_row)[:, block]).reshape(shape)
         elif scales_offset or scales_len or scales_crc:
             fail(f"tensor {key}: scale fields set for {name} storage")
+        if name == "int8" and scale_group == 0:
+            int8_per_channel.add(key)
         tensors[key] = values
         cursor = entry_end
     if cursor != table_end:
@@ -180,4 +190,14 @@ def load(path):
     unknown = [k for k in metadata["tensor_history"] if k not in tensors]
     if unknown:
         fail(f"invalid metadata: tensor_history names {unknown[0]}, which is not in the table")
+    compute = metadata.get("int8_compute")
+    if compute is not None:
+        if version < 2:
+            fail("invalid metadata: int8_compute needs version 2, the file is version 1")
+        for key, c in sorted(compute.items()):
+            if key not in int8_per_channel:
+                fail(f"invalid metadata: int8_compute names {key}, which is not an int8 tensor with one scale per output channel")
+            scale, zero = c.get("input_scale"), c.get("input_zero_point")
+            if not (isinstance(scale, (int, float)) and np.isfinite(scale) and scale > 0 and isinstance(zero, int) and 0 <= zero <= 255):
+                fail(f"invalid metadata: int8_compute of {key}: input scale must be finite and > 0, zero point 0 ... 255")
     return tensors, metadata

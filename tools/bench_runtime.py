@@ -2,7 +2,8 @@
 same image, same thread count, all in one run of this script.
 
     .venv/bin/python tools/bench_runtime.py [--rounds 5] [--repeat 3] [--threads 2]
-        [--height 480] [--width 640] [--no-build] [--no-quantized] [--simd-levels] [--json OUT.json]
+        [--height 480] [--width 640] [--no-build] [--no-quantized] [--simd-levels]
+        [--large 1080x1920] [--json OUT.json]
 
 What it does (from the repository root):
 1. Builds the Swift commands (`swift build -c release --product aislfd-run`, and
@@ -26,6 +27,16 @@ What it does (from the repository root):
    size), the Swift fp32 run on aislfd-c included.
 8. Parity on this image: the Swift outputs (last round) against PyTorch's, as
    max |a - b| / max |b| per output group.
+9. The machine's peaks: tools/peak.c (built with cc) runs register-only
+   fused multiply-adds, AVX-512 and AVX2, on 1 and T threads, timed by each
+   thread's CPU time. Every engine's GFLOP/s is printed as a share of the T-thread
+   peak of the widest ISA, and so is each layer kind's (3x3 convolutions, 1x1
+   convolutions, attention products with their softmax, the rest): the Swift
+   runner times kinds itself (AISLFD_PROFILE=1), PyTorch through module hooks
+   (one extra pass), onnxruntime through its profiler (one extra run). Winograd
+   layers count the FLOPs of the direct convolution (effective GFLOP/s).
+10. Swift fp32 at a large image (--large, default 1080x1920; 'none' skips it):
+   one pass per model, its time and peak resident memory, against 1 GB.
 --simd-levels also times the Swift runner at AISLFD_SIMD=portable and avx2
 (OpenBLAS + Swift loops, and the AVX2 kernels) to show what the kernels buy.
 The models are the sample weights in Weights/ (lisrd.h5, aislfd-c.safetensors).
@@ -71,7 +82,80 @@ def worker_torch(args):
             times.append(time.perf_counter() - start)
     if args.save:
         np.savez(args.save, **{k: v.numpy() for k, v in out.items()})
-    return times
+    return times, torch_kinds(model, image)
+
+
+def torch_kinds(model, image):
+    """Seconds per layer kind in one more pass, from module hooks: Conv2d by kernel
+    size, Linear as 1x1 convolutions, PSA less its Linear layers as attention."""
+    import torch
+    import models
+    kinds, starts, inside_psa = {}, {}, []
+
+    def kind_of(module):
+        if isinstance(module, torch.nn.Conv2d):
+            return f'conv{module.kernel_size[0]}x{module.kernel_size[1]}'
+        return 'conv1x1' if isinstance(module, torch.nn.Linear) else 'attention'
+
+    def before(module, inputs):
+        starts[id(module)] = time.perf_counter()
+
+    def after(module, inputs, output):
+        elapsed = time.perf_counter() - starts.pop(id(module))
+        kind = kind_of(module)
+        kinds[kind] = kinds.get(kind, 0) + elapsed
+        if kind == 'conv1x1' and isinstance(module, torch.nn.Linear):
+            inside_psa.append(elapsed)
+
+    handles = []
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear, models.PSA)):
+            handles += [module.register_forward_pre_hook(before), module.register_forward_hook(after)]
+    with torch.inference_mode():
+        start = time.perf_counter()
+        model(image)
+        total = time.perf_counter() - start
+    for h in handles:
+        h.remove()
+    kinds['attention'] = kinds.get('attention', 0) - sum(inside_psa)
+    kinds['rest'] = total - sum(kinds.values())
+    return kinds
+
+
+def ort_kinds(args, options, feed):
+    """Seconds per layer kind in one profiled run of the optimised graph: Conv by
+    kernel size, MatMul of two activations and Softmax as attention, a MatMul or
+    Gemm with a constant operand as a 1x1 convolution (PSA's projections)."""
+    import onnx
+    import onnxruntime as ort
+    with tempfile.TemporaryDirectory() as tmp:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(tmp) / 'profile')
+        options.optimized_model_filepath = str(Path(tmp) / 'optimized.onnx')
+        session = ort.InferenceSession(args.onnx, options, providers=['CPUExecutionProvider'])
+        session.run(None, feed)
+        events = json.loads(Path(session.end_profiling()).read_text())
+        graph = onnx.load(options.optimized_model_filepath).graph
+    constants = {i.name for i in graph.initializer}
+    shapes = {i.name: list(i.dims) for i in graph.initializer}
+    kind_of = {}
+    for node in graph.node:
+        kind = 'rest'
+        if node.op_type in ('Conv', 'FusedConv'):
+            kernel = next((list(a.ints) for a in node.attribute if a.name == 'kernel_shape'), None)
+            kernel = kernel or shapes.get(node.input[1], [0, 0, 0, 0])[2:]
+            kind = f'conv{kernel[0]}x{kernel[1]}'
+        elif node.op_type in ('MatMul', 'FusedMatMul', 'Gemm'):
+            kind = 'conv1x1' if any(i in constants for i in node.input[:2]) else 'attention'
+        elif node.op_type == 'Softmax':
+            kind = 'attention'
+        kind_of[node.name] = kind
+    kinds = {}
+    for event in events:
+        if event.get('cat') == 'Node' and event.get('name', '').endswith('_kernel_time'):
+            kind = kind_of.get(event['name'][:-len('_kernel_time')], 'rest')
+            kinds[kind] = kinds.get(kind, 0) + event['dur'] / 1e6
+    return kinds
 
 
 def worker_ort(args):
@@ -92,12 +176,12 @@ def worker_ort(args):
         times.append(time.perf_counter() - start)
     if args.save:
         np.savez(args.save, **dict(zip(names, out)))
-    return times
+    return times, ort_kinds(args, options, feed)
 
 
 def worker_main(args):
-    times = worker_torch(args) if args.worker == 'torch' else worker_ort(args)
-    print(json.dumps({'min': min(times), 'median': statistics.median(times), 'passes': len(times)}))
+    times, kinds = worker_torch(args) if args.worker == 'torch' else worker_ort(args)
+    print(json.dumps({'min': min(times), 'median': statistics.median(times), 'passes': len(times), 'kinds': kinds}))
 
 
 # ---------------------------------------------------------------- FLOPs from layer shapes
@@ -108,12 +192,14 @@ def count_flops(arch, height, width):
     import torch
     import models
     model = models.build(arch).to('meta')
-    counts = {'conv': 0, 'linear': 0, 'attention': 0}
+    counts = {'conv': 0, 'conv3x3': 0, 'conv1x1': 0, 'linear': 0, 'attention': 0}
 
     def conv_hook(module, inputs, output):
         n, cout, h, w = output.shape
         cin_per_group = module.in_channels // module.groups
-        counts['conv'] += 2 * n * cout * h * w * cin_per_group * module.kernel_size[0] * module.kernel_size[1]
+        flops = 2 * n * cout * h * w * cin_per_group * module.kernel_size[0] * module.kernel_size[1]
+        counts['conv'] += flops
+        counts[f'conv{module.kernel_size[0]}x{module.kernel_size[1]}'] = counts.get(f'conv{module.kernel_size[0]}x{module.kernel_size[1]}', 0) + flops
 
     def linear_hook(module, inputs, output):
         counts['linear'] += 2 * output.numel() * module.in_features
@@ -131,7 +217,9 @@ def count_flops(arch, height, width):
             module.register_forward_hook(psa_hook)
     with torch.no_grad():
         model(torch.zeros(1, 3, height, width, device='meta'))
-    counts['total'] = sum(counts.values())
+    counts['total'] = counts['conv'] + counts['linear'] + counts['attention']
+    # PSA's projections are Linear layers here and 1x1 convolutions in the Swift runner and ONNX.
+    counts['conv1x1'] += counts['linear']
     return counts
 
 
@@ -153,8 +241,12 @@ def spawn(command, env=None):
 
 
 def parse_swift(stdout):
-    """min and median seconds from aislfd-run --repeat's report."""
+    """min and median seconds from aislfd-run --repeat's report, and the seconds
+    per layer kind when it printed them (AISLFD_PROFILE=1)."""
     found = {}
+    m = re.search(r'time by layer kind per pass: (.*)', stdout)
+    if m:
+        found['kinds'] = {k: float(v) for k, v in re.findall(r'(\w+) ([0-9.]+) s', m.group(1))}
     for key in ('min', 'median'):
         m = re.search(key + r'[^0-9]*([0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)\s*(ms|s)?', stdout)
         if m is None:
@@ -167,6 +259,7 @@ class Engine:
     def __init__(self, label, arch, command, env=None, parse=json.loads, save=None):
         self.label, self.arch, self.command, self.env, self.parse, self.save = label, arch, command, env, parse, save
         self.mins, self.medians, self.peak, self.error = [], [], 0, None
+        self.kinds = []
 
     def run(self):
         if self.error:
@@ -182,6 +275,8 @@ class Engine:
             return
         self.mins.append(result['min'])
         self.medians.append(result['median'])
+        if result.get('kinds'):
+            self.kinds.append(result['kinds'])
         self.peak = max(self.peak, peak or 0)
 
     @property
@@ -191,6 +286,26 @@ class Engine:
     @property
     def median(self):
         return statistics.median(self.medians) if self.medians else None
+
+    @property
+    def kind_seconds(self):
+        """Per kind, the least seconds over the rounds (like the best time)."""
+        if not self.kinds:
+            return None
+        return {k: min(r.get(k, 0) for r in self.kinds) for k in self.kinds[0]}
+
+
+PEAK_SOURCE = TOOLS / 'peak.c'
+
+
+def measure_peak(threads, tmp):
+    """{'avx512_1', 'avx512_n', 'avx2_1', 'avx2_n'} GFLOP/s (those the CPU has), or an error string."""
+    binary = Path(tmp) / 'peak'
+    build = subprocess.run(['cc', '-O2', '-pthread', str(PEAK_SOURCE), '-o', str(binary)], capture_output=True, text=True)
+    if build.returncode != 0:
+        return f'cc failed: {build.stderr.strip()[:200]}'
+    run = subprocess.run([str(binary), str(threads)], capture_output=True, text=True)
+    return json.loads(run.stdout) if run.returncode == 0 else f'peak failed: {run.stderr.strip()[:200]}'
 
 
 def relative_errors(run_path, reference_path):
@@ -217,6 +332,7 @@ def main():
     parser.add_argument('--no-build', action='store_true')
     parser.add_argument('--no-quantized', action='store_true')
     parser.add_argument('--simd-levels', action='store_true')
+    parser.add_argument('--large', default='1080x1920', help="HxW of the large-image run, or 'none'")
     parser.add_argument('--json', help='also write the results here')
     # Worker mode (internal).
     parser.add_argument('--worker', choices=['torch', 'ort'])
@@ -240,6 +356,20 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix='aislfd-bench-') as tmp:
         tmp = Path(tmp)
+        peak = measure_peak(args.threads, tmp)
+        if isinstance(peak, str):
+            print(f'fp32 peak: not measured ({peak})')
+            peak_value = None
+        else:
+            isa = 'avx512' if 'avx512_n' in peak else 'avx2'
+            peak_value = peak.get(f'{isa}_n')
+            print('fp32 peak (register-only FMA loop, per-thread CPU time): ' +
+                  ', '.join(f'{k.split("_")[0].upper()} {"1 thread" if k.endswith("_1") else f"{args.threads} threads"} '
+                            f'{v:.0f} GFLOP/s' for k, v in peak.items() if k != 'threads' and not k.startswith('vnni')))
+            if 'vnni_n' in peak:
+                print(f'int8 peak (register-only vpdpbusd loop): 1 thread {peak["vnni_1"]:.0f}, {args.threads} threads '
+                      f'{peak["vnni_n"]:.0f} G int-ops/s (2 per multiply-add), {peak["vnni_n"] / max(peak_value or 1, 1e-9):.1f}x the fp32 peak')
+            print(f'shares below are of the {isa.upper()} {args.threads}-thread peak, {peak_value:.0f} GFLOP/s')
         import synthetic
         image = (synthetic.draw_image(IMAGE_SEED, args.height, args.width).astype(np.float32) / np.float32(255))
         image_path = tmp / 'image.npy'
@@ -256,7 +386,8 @@ def main():
             common = ['--image', str(image_path), '--repeat', str(args.repeat), '--threads', str(args.threads)]
             swift = [str(swift_bin / 'aislfd-run'), str(WEIGHTS[arch]), str(image_path), '--repeat', str(args.repeat),
                      '--threads', str(args.threads)]
-            engines.append(Engine('swift fp32', arch, swift + ['-o', str(tmp / f'{arch}.swift.npz')], env, parse_swift,
+            engines.append(Engine('swift fp32', arch, swift + ['-o', str(tmp / f'{arch}.swift.npz')],
+                                  dict(env, AISLFD_PROFILE='1'), parse_swift,
                                   save=tmp / f'{arch}.swift.npz'))
             engines.append(Engine('pytorch', arch, [python, __file__, '--worker', 'torch', '--weights', str(WEIGHTS[arch]),
                                                    '--save', str(tmp / f'{arch}.torch.npz')] + common, env,
@@ -297,7 +428,7 @@ def main():
             f = flops[arch]
             print(f'{arch}: {f["total"] / 1e9:.1f} GFLOP (convolutions {f["conv"] / 1e9:.1f}, linear {f["linear"] / 1e9:.2f}, '
                   f'PSA attention products {f["attention"] / 1e9:.1f})')
-            print(f'  {"engine":<22}{"min s":>9}{"median s":>10}{"GFLOP/s":>9}{"peak RSS":>10}   parity vs PyTorch (desc, meta)')
+            print(f'  {"engine":<22}{"min s":>9}{"median s":>10}{"GFLOP/s":>9}{"of peak":>9}{"peak RSS":>10}   parity vs PyTorch (desc, meta)')
             reference = tmp / f'{arch}.torch.npz'
             by_label = {}
             for e in (e for e in engines if e.arch == arch):
@@ -308,15 +439,19 @@ def main():
                     continue
                 parity = relative_errors(e.save, reference) if e.label != 'pytorch' and reference.exists() else None
                 parity_text = f'{parity["desc"]:.1e}, {parity["meta"]:.1e}' if parity else ''
-                print(f'  {e.label:<22}{e.best:9.3f}{e.median:10.3f}{f["total"] / e.best / 1e9:9.1f}'
+                share = f'{f["total"] / e.best / 1e9 / peak_value:8.0%}' if peak_value else f'{"-":>8}'
+                print(f'  {e.label:<22}{e.best:9.3f}{e.median:10.3f}{f["total"] / e.best / 1e9:9.1f} {share}'
                       f'{e.peak / 2**20:8.0f} MB   {parity_text}')
                 results['engines'].append({'arch': arch, 'engine': e.label, 'min': e.best, 'median': e.median,
                                            'gflops': f['total'] / e.best / 1e9, 'peak_rss': e.peak, 'parity': parity})
+            print_kinds(arch, f, [by_label.get(k) for k in ('swift fp32', 'pytorch', 'onnxruntime')], peak_value, results)
             swift = by_label.get('swift fp32')
-            for other in ('pytorch', 'onnxruntime'):
+            for other, target in (('pytorch', 0.6), ('onnxruntime', 0.7)):
                 o = by_label.get(other)
                 if swift and o and swift.best and o.best:
-                    print(f'  Swift / {other}: {swift.best / o.best:.2f} (min), {swift.median / o.median:.2f} (median)')
+                    ratio = swift.best / o.best
+                    print(f'  Swift / {other}: {ratio:.2f} (min), {swift.median / o.median:.2f} (median); '
+                          f'target <= {target:.2f}: {"met" if ratio <= target else "NOT met"}')
                     results.setdefault('ratios', {})[f'{arch} swift/{other}'] = {
                         'min': swift.best / o.best, 'median': swift.median / o.median}
             print()
@@ -324,9 +459,63 @@ def main():
         if c:
             verdict = 'within' if c.peak <= 2**30 else 'OVER'
             print(f'peak resident memory of the Swift fp32 run on aislfd-c: {c.peak / 2**20:.0f} MB ({verdict} 1 GB)')
+        if args.large != 'none':
+            run_large(args, archs, swift_bin, env, tmp, results)
         print(f'load average at the end: {open("/proc/loadavg").read().split()[:3]}')
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1) + '\n')
+
+
+KIND_LABELS = {'conv3x3': '3x3 convolutions', 'conv1x1': '1x1 convolutions (and Linear)',
+               'attention': 'attention products + softmax', 'rest': 'the rest'}
+
+
+def print_kinds(arch, flops, engines, peak, results):
+    """Per layer kind and engine: seconds per pass, GFLOP/s and share of peak."""
+    timed = [e for e in engines if e and e.kind_seconds]
+    if not timed:
+        return
+    print(f'  by layer kind (seconds per pass, GFLOP/s, share of peak; one profiled pass per round, best):')
+    for kind, label in KIND_LABELS.items():
+        cells = []
+        for e in timed:
+            seconds = e.kind_seconds.get(kind, 0)
+            work = flops.get(kind, 0)
+            if kind == 'rest' or not work:
+                cells.append(f'{e.label} {seconds:.3f} s')
+                continue
+            rate = work / seconds / 1e9 if seconds > 0 else float('nan')
+            share = f' {rate / peak:.0%}' if peak else ''
+            cells.append(f'{e.label} {seconds:.3f} s {rate:.0f}{share}')
+            results.setdefault('kinds', {}).setdefault(arch, {}).setdefault(e.label, {})[kind] = {
+                'seconds': seconds, 'gflops': rate, 'share': rate / peak if peak else None}
+        extra = f' ({flops[kind] / 1e9:.1f} GFLOP)' if flops.get(kind) else ''
+        print(f'    {label}{extra}: ' + '; '.join(cells))
+    swift = next((e for e in timed if e.label == 'swift fp32'), None)
+    if swift and peak and flops.get('conv3x3') and swift.kind_seconds.get('conv3x3'):
+        share = flops['conv3x3'] / swift.kind_seconds['conv3x3'] / 1e9 / peak
+        print(f'  Swift 3x3 convolutions at {share:.0%} of peak (effective, Winograd layers counted as direct); '
+              f'target >= 80%: {"met" if share >= 0.8 else "NOT met"}')
+
+
+def run_large(args, archs, swift_bin, env, tmp, results):
+    """One Swift fp32 pass per model on a large seeded image: time and peak RSS."""
+    import synthetic
+    height, width = (int(v) for v in args.large.split('x'))
+    image = synthetic.draw_image(IMAGE_SEED, height, width).astype(np.float32) / np.float32(255)
+    path = tmp / 'large.npy'
+    np.save(path, np.ascontiguousarray(image.transpose(2, 0, 1)))
+    print(f'large image {height}x{width}, Swift fp32, {args.threads} threads, one pass:')
+    for arch in archs:
+        code, stdout, stderr, peak = spawn([str(swift_bin / 'aislfd-run'), str(WEIGHTS[arch]), str(path),
+                                            '-o', str(tmp / 'large.npz'), '--threads', str(args.threads)], env)
+        if code != 0:
+            print(f'  {arch}: not run: {stderr.strip()}')
+            continue
+        seconds = parse_swift(stdout)['min']
+        verdict = 'within' if peak and peak <= 2**30 else 'OVER'
+        print(f'  {arch}: {seconds:.2f} s, peak RSS {peak / 2**20:.0f} MB ({verdict} 1 GB)')
+        results.setdefault('large', {})[arch] = {'seconds': seconds, 'peak_rss': peak}
 
 
 if __name__ == '__main__':

@@ -21,4 +21,4 @@ if ldd "$binary" | grep -E 'libhdf5|libpng|libjpeg'; then
     echo "check_embedding: the app links a library the runtime must not pull in" >&2
     exit 1
 fi
-"$binary" "$work/lisrd.aisw" Examples/MatchPhotos/photos/a.ppm Examples/MatchPhotos/photos/b.ppm
+"$binary" "$work/lisrd.aisw" Tests/Fixtures/eval/hpatches-like/v_coffee/1.ppm Tests/Fixtures/eval/hpatches-like/v_coffee/2.ppm

@@ -1,6 +1,6 @@
 """Checks tools/aisw.py against the fixtures the Swift writer made (Tests/Fixtures/aisw/).
 
-The expected values are the formulas of Tests/AISLFDIOTests/AISWTestSupport.swift, written
+The expected values are the formulas of Tests/AISLFDFormatTests/AISWTestSupport.swift, written
 again here in NumPy. CI has no Python; run by hand from the repository root:
     .venv/bin/python tools/test_aisw_py.py
 """
@@ -113,7 +113,7 @@ def main():
         return fix_crc(b)
 
     data_off = struct.unpack_from("<Q", good, e[1] + 8)[0]
-    raises(patched("<I", 8, 2), ["unsupported .aisw version 2"], tmp)
+    raises(patched("<I", 8, 3), ["unsupported .aisw version 3"], tmp)
     raises(patched("<Q", e[1] + 8, len(good) // 64 * 64 + 64), ["tensor layer.conv.bias", "outside"], tmp)
     raises(patched("<Q", e[1] + 16, 2**64 - 8), ["tensor layer.conv.bias", "outside"], tmp)
     raises(patched("<Q", e[1] + 8, data_off + 4), ["tensor layer.conv.bias", "not a multiple of 64"], tmp)

@@ -15,7 +15,9 @@ public struct MatchCommand: ParsableCommand {
         discussion: """
         Eq. 1: dis(q, k) = sum_s softmax_s(m_s^q . m_s^k) * ||l_s^q - l_s^k||, the meta descriptors \
         weighting the four invariances per pair. --distance squared uses LISRD's 2 - 2 l.l instead \
-        of the L2 distance. Writes matches int64 [M, 2] and distance float32 [M]; with --draw also \
+        of the L2 distance. Writes matches int64 [M, 2] and distance float32 [M]. Without keypoint files, \
+        the built-in detector (docs/detector.md) finds the --num-kp strongest corners of each image, and \
+        their coordinates are written too (keypoints0, keypoints1, float32 [N, 2], x, y). With --draw also \
         a picture: both files or neither, never one of the inputs (exit 2).
 
         \(imageReadingHelp)
@@ -29,10 +31,12 @@ public struct MatchCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("Second image.", valueName: "image1"))
     var image1: String
 
-    @Option(help: ArgumentHelp("Keypoints of the first image, .npy [N, 2] (x, y): float32, float64 or integers.", valueName: "k0.npy"))
-    var keypoints0: String
-    @Option(help: ArgumentHelp("Keypoints of the second image.", valueName: "k1.npy"))
-    var keypoints1: String
+    @Option(help: ArgumentHelp("Keypoints of the first image, .npy [N, 2] (x, y): float32, float64 or integers; default: the built-in detector's.", valueName: "k0.npy"))
+    var keypoints0: String?
+    @Option(help: ArgumentHelp("Keypoints of the second image (with --keypoints0).", valueName: "k1.npy"))
+    var keypoints1: String?
+    @Option(name: .customLong("num-kp"), help: ArgumentHelp("Detected keypoints kept per image, the strongest first.", valueName: "count"))
+    var numberOfKeypoints = 1000
     @Option(name: .short, help: ArgumentHelp("The match file to write (NPZ).", valueName: "m.npz"))
     var output: String
     @Option(help: ArgumentHelp("eq1 (Eq. 1, the default) or squared.", valueName: "eq1|squared"))
@@ -40,7 +44,7 @@ public struct MatchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Also draw the two images side by side with a line per match (PNG).", valueName: "m.png"))
     var draw: String?
 
-    @OptionGroup var threads: ThreadOption
+    @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var architecture: ArchitectureOption
     @OptionGroup var stateDict: StateDictOptions
     @OptionGroup var imageOptions: ImageOptions
@@ -48,27 +52,41 @@ public struct MatchCommand: ParsableCommand {
 
     public init() {}
 
+    public func validate() throws {
+        if (keypoints0 == nil) != (keypoints1 == nil) { throw ValidationError("give both --keypoints0 and --keypoints1, or neither (the detector finds them)") }
+        if numberOfKeypoints < 1 { throw ValidationError("--num-kp must be at least 1") }
+    }
+
     public func run() throws {
         let console = Console.current
         try FileSystem.refuseOverwriting(outputs: [output] + (draw.map { [$0] } ?? []),
-                                         inputs: [model, image0, image1, keypoints0, keypoints1])
+                                         inputs: [model, image0, image1] + [keypoints0, keypoints1].compactMap { $0 })
         // The inputs first: a bad image is refused before the model is loaded.
         let input0 = try console.image(image0, imageOptions), input1 = try console.image(image1, imageOptions)
-        let points0 = try console.keypoints(keypoints0, for: input0), points1 = try console.keypoints(keypoints1, for: input1)
-        let network = try console.model(model, architecture, stateDict).makeModel(threads.configuration)
+        func keypoints(_ file: String?, _ image: Image) throws -> [Keypoint] {
+            if let file { return try console.keypoints(file, for: image) }
+            return CornerDetector.detect(image: image).prefix(numberOfKeypoints).map(\.keypoint)
+        }
+        let points0 = try keypoints(keypoints0, input0), points1 = try keypoints(keypoints1, input1)
+        let network = try console.model(model, architecture, stateDict).makeModel(runtime.configuration)
         let matches = try console.withProgress("aislfd-match") { step -> [Match] in
             step("first image")
-            let d0 = try describe(network, input0, image0, points0, keypoints0)
+            let d0 = try describe(network, input0, image0, points0, keypoints0 ?? image0)
             step("second image")
-            let d1 = try describe(network, input1, image1, points1, keypoints1)
+            let d1 = try describe(network, input1, image1, points1, keypoints1 ?? image1)
             step("matching")
             return try Matching.mutualNearestNeighbours(d0, d1, kind: distance, threads: network.configuration.threads)
         }
 
-        var files = [(path: output, bytes: try blame(output) { try NPZWriter.encode([
+        var arrays = [
             NamedTensor(key: "matches", shape: [matches.count, 2], int64: matches.flatMap { [Int64($0.index0), Int64($0.index1)] }),
             NamedTensor(key: "distance", shape: [matches.count], floats: matches.map(\.distance)),
-        ]) })]
+        ]
+        if keypoints0 == nil {
+            arrays.append(NamedTensor(key: "keypoints0", shape: [points0.count, 2], floats: points0.flatMap { [$0.x, $0.y] }))
+            arrays.append(NamedTensor(key: "keypoints1", shape: [points1.count, 2], floats: points1.flatMap { [$0.x, $0.y] }))
+        }
+        var files = [(path: output, bytes: try blame(output) { try NPZWriter.encode(arrays) })]
         if let draw { files.append((draw, try blame(draw) { try picture(matches, input0, input1, points0, points1) })) }
         try FileSystem.writeAtomically(files)
 

@@ -38,7 +38,7 @@ public struct RunCommand: ParsableCommand {
     @Flag(help: "Also write the intermediate activations act.* (for comparing layer by layer).")
     var activations = false
 
-    @OptionGroup var threads: ThreadOption
+    @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var architecture: ArchitectureOption
     @OptionGroup var stateDict: StateDictOptions
     @OptionGroup var imageOptions: ImageOptions
@@ -71,7 +71,7 @@ public struct RunCommand: ParsableCommand {
         let input = try console.image(image, imageOptions)
         let points = try keypoints.map { try console.keypoints($0, for: input) }
         let loaded = try console.model(model, architecture, stateDict)
-        let network = try loaded.makeModel(threads.configuration)
+        let network = try loaded.makeModel(runtime.configuration)
 
         func timedPass() throws -> (ModelOutputs, Double) {
             let start = DispatchTime.now().uptimeNanoseconds
@@ -111,6 +111,15 @@ public struct RunCommand: ParsableCommand {
         if let points { line += ", \(points.count) keypoints" }
         let timing = String(format: "forward: %d pass%@, min %.4f s, median %.4f s per pass (%d threads)",
                             times.count, times.count == 1 ? "" : "es", sorted[0], median, network.configuration.threads)
-        try console.report(human: [line, timing, "wrote \(output)"].joined(separator: "\n"), document: summary)
+        var lines = [line, timing]
+        if LayerTimes.isEnabled {
+            // Per pass: each kind's seconds, and the rest of the forward pass.
+            let totals = LayerTimes.totals, passes = Double(times.count)
+            let kinds = LayerTimes.kinds.map { String(format: "%@ %.4f s", $0, (totals[$0] ?? 0) / passes) }
+            let rest = (times.reduce(0, +) - totals.values.reduce(0, +)) / passes
+            lines.append("time by layer kind per pass: " + kinds.joined(separator: ", ") + String(format: ", rest %.4f s", rest))
+        }
+        lines.append("wrote \(output)")
+        try console.report(human: lines.joined(separator: "\n"), document: summary)
     }
 }

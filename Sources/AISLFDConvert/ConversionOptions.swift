@@ -26,9 +26,13 @@ public struct ConversionOptions: Codable, Equatable, Sendable {
     /// Largest output file as a fraction of the source's fp32 payload that the promotion of
     /// sensitive tensors may fill; nil: `Precision.defaultSizeBudget`.
     public var sizeBudget: Double?
+    /// int8: store the weights in int8 but compute every layer in fp32 (`--weights-only`;
+    /// the file is format version 1). false: calibration chooses the layers that compute in int8.
+    public var weightsOnly: Bool
 
     public init(precision: Precision = .fp32, fold: Bool = true, clamp: Bool = false, keep: [String] = [],
-                calibration: CalibrationSettings? = CalibrationSettings(), sizeBudget: Double? = nil) {
+                calibration: CalibrationSettings? = CalibrationSettings(), sizeBudget: Double? = nil, weightsOnly: Bool = false) {
+        self.weightsOnly = weightsOnly
         self.precision = precision
         self.fold = fold
         self.clamp = clamp
@@ -52,6 +56,7 @@ public struct ConversionOptions: Codable, Equatable, Sendable {
         } else if precision != .fp32 {
             other["calibration"] = .null
         }
+        if precision == .int8 && calibrates { other["weights_only"] = .bool(weightsOnly) }
         return AISWMetadata.Options(precision: precision.rawValue, fold: fold, keep: keep, other: other)
     }
 }

@@ -51,7 +51,7 @@ extension WorkingTensor {
         switch stored {
         case .fp32: return values
         case .fp16(let bits): return bits.map { Float(Float16(bitPattern: $0)) }
-        case .int8(let q, let scales): return QuantizeInt8.dequantize(q, scales)
+        case .int8(let q, let scales): return AISWDequantize.int8(q, scales: scales, rows: shape.first ?? 0, group: 0)
         }
     }
 
@@ -78,6 +78,37 @@ extension StoredForm {
     }
 }
 
+/// Where each tensor is bound, decided once from the schema's roles and the options and read
+/// by every pass: eligible (a conv or linear weight), held at fp32 by which keep pattern, and
+/// so whether it is quantized at the asked precision. Tensors the folds create (affines,
+/// biases) are not eligible.
+struct QuantizationPlan {
+    struct Decision {
+        var eligible: Bool
+        var keptBy: String?
+        /// Quantized at the asked precision (fp16 or int8) unless a later pass promotes it.
+        var quantized: Bool { eligible && keptBy == nil }
+    }
+    let precision: Precision
+    private let decisions: [String: Decision]
+
+    init(schema: ArchitectureSchema, options: ConversionOptions, source: [NamedTensor]) {
+        precision = options.precision
+        var decisions: [String: Decision] = [:]
+        for t in source {
+            let role = schema.tensor(t.key)?.role.rawValue ?? ""
+            decisions[t.key] = Decision(eligible: options.precision != .fp32 && Quantization.roles.contains(role),
+                                        keptBy: Quantization.keepPattern(for: t.key, options.keep))
+        }
+        self.decisions = decisions
+    }
+
+    func decision(_ key: String) -> Decision { decisions[key] ?? Decision(eligible: false) }
+    func quantized(_ key: String) -> Bool { decision(key).quantized }
+    /// Bound for int8 storage: what GPTQ's moments are gathered for and what stops a fold into it.
+    func int8(_ key: String) -> Bool { precision == .int8 && quantized(key) }
+}
+
 /// Everything the passes share.
 struct ConversionState {
     let schema: ArchitectureSchema
@@ -96,11 +127,21 @@ struct ConversionState {
     var reservedBytes = 0
     /// Told what the calibration passes are doing, step by step (the commands show it).
     var progress: ConversionProgress?
+    let plan: QuantizationPlan
+    /// Least and greatest value of each int8-bound weight's input on the calibration images
+    /// (CollectInputMoments), by weight key: the range its int8 input quantization covers.
+    var inputRanges: [String: (low: Float, high: Float)] = [:]
+    /// An evenly spread sample of each such input's values (CollectInputMoments), by weight key:
+    /// what the int8 input quantization's clipping range is fitted to.
+    var inputSamples: [String: [Float]] = [:]
+    /// The layers that compute in int8 (ChooseInt8Compute), by weight key.
+    var int8Compute: [String: AISWMetadata.Int8Compute] = [:]
 
     init(schema: ArchitectureSchema, options: ConversionOptions, source: [NamedTensor]) {
         self.schema = schema
         self.options = options
         self.source = source
+        plan = QuantizationPlan(schema: schema, options: options, source: source)
     }
 
     func index(of key: String) -> Int? { tensors.firstIndex { $0.key == key } }

@@ -22,21 +22,11 @@ public struct Conversion: Sendable {
     /// dequantized as Float(q) * scale), in file order.
     public func storedTensors() -> [NamedTensor] {
         writer.tensors.map { t in
-            let values: [Float]
-            switch t.storage {
-            case .fp32:
-                values = t.data.withUnsafeBytes { raw in
-                    (0..<(t.data.count / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
-                }
-            case .fp16:
-                values = t.data.withUnsafeBytes { raw in
-                    (0..<(t.data.count / 2)).map { Float(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)))) }
-                }
-            case .int8:
-                let scales = t.scales ?? []
-                let perChannel = scales.isEmpty ? 0 : t.data.count / scales.count
-                values = t.data.enumerated().map { j, byte in
-                    perChannel == 0 ? 0 : Float(Int8(bitPattern: byte)) * scales[j / perChannel]
+            let values = t.data.withUnsafeBytes { raw in
+                switch t.storage {
+                case .fp32: return AISWDequantize.fp32(raw)
+                case .fp16: return AISWDequantize.fp16(raw)
+                case .int8: return AISWDequantize.int8(raw, scales: t.scales ?? [], rows: t.shape.first ?? 0, group: t.scaleGroup)
                 }
             }
             return NamedTensor(key: t.key, shape: t.shape, floats: values)
@@ -51,6 +41,8 @@ public struct Conversion: Sendable {
 public enum Converter {
     public static let name = "aislfd-convert"
     public static let version = AISLFDVersion.text
+    /// The least desc and meta cosines to the fp32 network ChooseInt8Compute keeps (aislfd-verify's int8 tolerances).
+    public static var int8ComputeCosines: (descriptor: Double, meta: Double) { (ChooseInt8Compute.descriptorCosine, ChooseInt8Compute.metaCosine) }
 
     /// The passes `options` runs, in order.
     public static func passNames(_ options: ConversionOptions) -> [String] {
@@ -66,6 +58,7 @@ public enum Converter {
         case .int8: list += (options.calibrates ? [CollectInputMoments()] : []) + [QuantizeInt8()]
         }
         if options.calibrates { list.append(MixedPrecision(measured: measured)) }
+        if options.calibrates && options.precision == .int8 { list.append(ChooseInt8Compute()) }
         return list
     }
 
@@ -80,31 +73,42 @@ public enum Converter {
         var state = ConversionState(schema: schema, options: options, source: contents.tensors)
         state.progress = progress
         var records: [AISWMetadata.Pass] = []
-        let measured = SensitivityCache()
-        var list = passes(options, measured: measured)
-        let mixed = list.last is MixedPrecision ? list.removeLast() : nil
-        for pass in list {
+        let list = passes(options, measured: SensitivityCache())
+        // MixedPrecision fills the size budget, once per attempt at the room left for header,
+        // metadata and table (its sensitivities are measured once and kept). ChooseInt8Compute
+        // then decides, once, among the weights left int8; a later attempt keeps its decision
+        // (those weights stay int8) and only re-spends the budget on the others.
+        let split = list.firstIndex { $0 is MixedPrecision } ?? list.count
+        for pass in list[..<split] {
             records.append(AISWMetadata.Pass(name: pass.name, details: try pass.run(&state)))
         }
-        guard let mixed, let fraction = options.effectiveSizeBudget else {
+        let tail = Array(list[split...])
+        guard let mixed = tail.first, let budget = MixedPrecision.budget(state) else {
+            for pass in tail { records.append(AISWMetadata.Pass(name: pass.name, details: try pass.run(&state))) }
             return try assemble(state, records, contents, options, source, converter)
         }
-
-        // The promotions fill the budget up to what the header, metadata and table need:
-        // measured on the file without them, plus room for the records they add; if the
-        // file still comes out too large, again with that much more room.
-        let budget = Int((fraction * Double(contents.tensors.reduce(0) { $0 + $1.elementCount } * 4)).rounded(.down))
-        let plain = try assemble(state, records + [AISWMetadata.Pass(name: mixed.name, details: .null)], contents, options, source, converter)
-        var reserve = plain.report.totals.outputBytes - state.tensors.reduce(0) { $0 + $1.fileBytes } + 16_384
+        func overhead(_ c: Conversion, _ s: ConversionState) -> Int { c.report.totals.outputBytes - s.tensors.reduce(0) { $0 + $1.fileBytes } }
+        var reserve = overhead(try assemble(state, records, contents, options, source, converter), state)
+        var decided: (compute: [String: AISWMetadata.Int8Compute], records: [AISWMetadata.Pass])? = nil
         var attempt = 0
         while true {
             var trial = state
             trial.reservedBytes = reserve
-            let details = try mixed.run(&trial)
-            let result = try assemble(trial, records + [AISWMetadata.Pass(name: mixed.name, details: details)], contents, options, source, converter)
+            if let decided { trial.int8Compute = decided.compute }
+            var trialRecords = records + [AISWMetadata.Pass(name: mixed.name, details: try mixed.run(&trial))]
+            if let decided {
+                trialRecords += decided.records
+            } else {
+                var later: [AISWMetadata.Pass] = []
+                for pass in tail.dropFirst() { later.append(AISWMetadata.Pass(name: pass.name, details: try pass.run(&trial))) }
+                decided = (trial.int8Compute, later)
+                trialRecords += later
+            }
+            let result = try assemble(trial, trialRecords, contents, options, source, converter)
             attempt += 1
             if result.report.totals.outputBytes <= budget || attempt == 4 { return result }
-            reserve += result.report.totals.outputBytes - budget + 1024
+            // The room this attempt's file needed (fewer promotions make smaller records, so this settles at once).
+            reserve = max(reserve + AISWFormat.alignment, overhead(result, trial))
         }
     }
 
@@ -141,9 +145,10 @@ public enum Converter {
         let metadata = AISWMetadata(
             architecture: schema.id, architectureConfig: architectureConfig(schema),
             schema: AISWMetadata.Schema(id: schema.id, sha256: schema.sha256), source: source, converter: converter,
-            options: options.metadataOptions, passes: records, folds: state.folds, tensorHistory: history, extra: extra)
+            options: options.metadataOptions, passes: records, folds: state.folds, tensorHistory: history, extra: extra,
+            int8Compute: state.int8Compute.isEmpty ? nil : state.int8Compute)
         let writer = AISWWriter(metadata: metadata, tensors: stored)
-        let outputBytes = try writer.encode().count
+        let outputBytes = try writer.encodedLength()
         let report = makeReport(state, contents, records, outputBytes: outputBytes, notes: notes)
         return Conversion(writer: writer, report: report)
     }

@@ -235,23 +235,7 @@ public enum FileSystem {
             guard offset >= 0, count >= 0, count <= size, offset <= size - count else {
                 throw FileSystemError.readFailed("\(count) bytes at offset \(offset) lie past the end (\(size) bytes)")
             }
-            var failure: FileSystemError?
-            var done = 0
-            let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-                defer { initialized = done }
-                guard let base = buffer.baseAddress else { return }
-                while done < count {
-                    let n = pread(descriptor, base + done, count - done, off_t(offset + done))
-                    if n < 0, errno == EINTR || errno == EAGAIN { continue }
-                    if n <= 0 {
-                        failure = n == 0 ? .changedWhileReading : .readFailed(FileSystem.reason(errno))
-                        return
-                    }
-                    done += n
-                }
-            }
-            if let failure { throw failure }
-            return bytes
+            return try FileSystem.readBytes(descriptor, at: offset, count: count, exact: true)
         }
     }
 
@@ -305,13 +289,18 @@ public enum FileSystem {
         let file = try openRegular(path)
         defer { close(file.descriptor) }
         let (count, exact) = try plan(file.size)
+        return try readBytes(file.descriptor, at: 0, count: count, exact: exact)
+    }
+
+    /// `count` bytes from `offset` (fewer if the file ends first and not `exact`).
+    private static func readBytes(_ fd: Int32, at offset: Int, count: Int, exact: Bool) throws -> [UInt8] {
         var failure: FileSystemError?
         var done = 0
         let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
             defer { initialized = done }
             guard let base = buffer.baseAddress else { return }
             while done < count {
-                let n = systemRead(file.descriptor, base + done, count - done)
+                let n = pread(fd, base + done, count - done, off_t(offset + done))
                 if n < 0 {
                     if errno == EINTR || errno == EAGAIN { continue }
                     failure = .readFailed(reason(errno))
@@ -328,12 +317,6 @@ public enum FileSystem {
         return bytes
     }
 }
-
-#if canImport(Glibc)
-private let systemRead = Glibc.read
-#elseif canImport(Darwin)
-private let systemRead = Darwin.read
-#endif
 
 /// Digests of whole files, for the provenance an .aisw records.
 public enum FileDigest {

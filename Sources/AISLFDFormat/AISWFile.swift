@@ -15,8 +15,10 @@ public struct AISWTensorEntry: Sendable, Equatable {
     public let scalesOffset: Int
     public let scalesByteCount: Int
     public let scalesCRC32: UInt32
-    /// int8 only: one scale per index of axis 0.
+    /// int8 only: one scale per index of axis 0, or with `scaleGroup` > 0 per block of values of a row.
     public let scales: [Float]?
+    /// int8: values per scale along each row (version 2); 0 is one scale per row.
+    public let scaleGroup: Int
 
     public var elementCount: Int { byteCount / storage.byteSize }
 }
@@ -35,6 +37,8 @@ public final class AISWFile: @unchecked Sendable {
     public let metadataJSON: JSONValue
     public let tensors: [AISWTensorEntry]
     public let fileLength: Int
+    /// The format version the file is written in (1 or 2).
+    public let version: UInt32
     /// Start of the data section.
     public let dataOffset: Int
     private let mapping: FileSystem.Mapping
@@ -63,26 +67,22 @@ public final class AISWFile: @unchecked Sendable {
     }
 
     /// Any tensor's values as float32: fp32 copied, fp16 widened exactly, int8 as
-    /// `Float(q) * scales[c]` with c the index along axis 0.
+    /// `Float(q) * scale` of its row or block (`AISWDequantize`).
     public func floats(_ key: String) throws -> [Float] {
         let e = try entryOrThrow(key)
         let raw = try rawData(key)
-        let n = e.elementCount
         switch e.storage {
-        case .fp32:
-            return (0..<n).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
-        case .fp16:
-            return (0..<n).map { Float(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)))) }
-        case .int8:
-            guard let scales = e.scales, !scales.isEmpty else { return [] }
-            let perChannel = n / scales.count
-            var out = [Float](repeating: 0, count: n)
-            for c in 0..<scales.count {
-                let s = scales[c]
-                for j in (c * perChannel)..<((c + 1) * perChannel) { out[j] = Float(Int8(bitPattern: raw[j])) * s }
-            }
-            return out
+        case .fp32: return AISWDequantize.fp32(raw)
+        case .fp16: return AISWDequantize.fp16(raw)
+        case .int8: return AISWDequantize.int8(raw, scales: e.scales ?? [], rows: e.shape.first ?? 0, group: e.scaleGroup)
         }
+    }
+
+    /// An int8 tensor's stored values, one byte each.
+    public func int8Values(_ key: String) throws -> [Int8] {
+        let e = try entryOrThrow(key)
+        guard e.storage == .int8 else { throw fail(.invalidTensor(key: key, problem: "is \(e.storage.rawValue), not int8")) }
+        return try rawData(key).map { Int8(bitPattern: $0) }
     }
 
     /// Checks every tensor's data and scales against their CRC-32 and that every byte of
@@ -115,7 +115,7 @@ public final class AISWFile: @unchecked Sendable {
         func u64(_ o: Int) -> UInt64 { UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: o, as: UInt64.self)) }
 
         let version = u32(AISWFormat.Header.version)
-        guard version == AISWFormat.version else { throw AISWError.unsupportedVersion(version) }
+        guard AISWFormat.versions.contains(version) else { throw AISWError.unsupportedVersion(version) }
         let headerLength = Int(u32(AISWFormat.Header.headerLength))
         guard headerLength == AISWFormat.headerLength else { throw AISWError.invalidHeader("header length \(headerLength), must be 64") }
         guard let fileLength = Int(exactly: u64(AISWFormat.Header.fileLength)) else { throw AISWError.invalidHeader("file length does not fit 63 bits") }
@@ -186,7 +186,10 @@ public final class AISWFile: @unchecked Sendable {
             guard rank <= AISWFormat.maxRank else {
                 throw AISWError.limitExceeded(what: "rank of tensor \(key)", value: rank, limit: AISWFormat.maxRank)
             }
-            guard u16(cursor + 6) == 0 else { throw bad("reserved table field is not zero") }
+            let scaleGroup = Int(u16(cursor + 6))
+            guard scaleGroup == 0 || (version >= 2 && storage == .int8) else {
+                throw bad(version == 1 ? "reserved table field is not zero" : "scale group set for \(storage.rawValue) storage")
+            }
             let entryLength = try AISWFormat.entryLength(keyLength: keyLength, roleLength: roleLength, rank: rank)
             guard cursor + entryLength <= tableEnd else { throw AISWError.invalidTable("entry of \(key) runs past the end of the table") }
             for o in (strings + keyLength + roleLength)..<(cursor + entryLength - 8 * rank) where bytes[o] != 0 {
@@ -217,9 +220,12 @@ public final class AISWFile: @unchecked Sendable {
                 guard let channels = shape.first else { throw bad("int8 storage needs rank >= 1") }
                 (scalesStart, scalesLength) = try Self.region(key: key, name: "scales", offset: u64(cursor + 24), length: u64(cursor + 32),
                                                               dataOffset: dataOffset, previousEnd: previousEnd, fileLength: fileLength)
-                guard scalesLength == channels * 4 else { throw bad("\(scalesLength) scale bytes for \(channels) channels") }
+                let perRow = AISWDequantize.scalesPerRow(rowLength: channels == 0 ? 0 : dataLength / channels, group: scaleGroup)
+                guard scalesLength == channels * perRow * 4 else {
+                    throw bad("\(scalesLength) scale bytes for \(channels) channels" + (scaleGroup == 0 ? "" : " of \(perRow) blocks of \(scaleGroup)"))
+                }
                 previousEnd = scalesStart + scalesLength
-                let s = (0..<channels).map {
+                let s = (0..<(channels * perRow)).map {
                     Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: scalesStart + 4 * $0, as: UInt32.self)))
                 }
                 if let c = s.firstIndex(where: { !($0.isFinite && $0 >= 0) }) { throw AISWError.invalidScale(key: key, channel: c, value: s[c]) }
@@ -229,12 +235,23 @@ public final class AISWFile: @unchecked Sendable {
             }
             entries.append(AISWTensorEntry(key: key, storage: storage, shape: shape, role: role, dataOffset: dataStart,
                                            byteCount: dataLength, dataCRC32: u32(cursor + 40), scalesOffset: scalesStart,
-                                           scalesByteCount: scalesLength, scalesCRC32: scalesCRC, scales: scales))
+                                           scalesByteCount: scalesLength, scalesCRC32: scalesCRC, scales: scales, scaleGroup: scaleGroup))
             cursor += entryLength
         }
         guard cursor == tableEnd else { throw AISWError.invalidTable("\(tableEnd - cursor) bytes left after the last entry") }
         for key in metadata.tensorHistory.keys where index[key] == nil {
             throw AISWError.invalidMetadata("tensor_history names \(key), which is not in the table")
+        }
+        if let compute = metadata.int8Compute {
+            guard version >= 2 else { throw AISWError.invalidMetadata("int8_compute needs version 2, the file is version 1") }
+            for (key, c) in compute.sorted(by: { $0.key < $1.key }) {
+                guard let i = index[key], entries[i].storage == .int8, entries[i].scaleGroup == 0 else {
+                    throw AISWError.invalidMetadata("int8_compute names \(key), which is not an int8 tensor with one scale per output channel")
+                }
+                guard c.inputScale.isFinite, c.inputScale > 0, (0...255).contains(c.inputZeroPoint) else {
+                    throw AISWError.invalidMetadata("int8_compute of \(key): input scale must be finite and > 0, zero point 0 ... 255")
+                }
+            }
         }
 
         self.path = path
@@ -242,6 +259,7 @@ public final class AISWFile: @unchecked Sendable {
         self.metadataJSON = json
         self.tensors = entries
         self.fileLength = fileLength
+        self.version = version
         self.dataOffset = dataOffset
         self.mapping = mapping
         self.index = index

@@ -1,12 +1,15 @@
 import AISLFDCore
 
-/// Constants and layout rules of the `.aisw` format, version 1 (docs/aisw-format.md).
+/// Constants and layout rules of the `.aisw` format, versions 1 and 2 (docs/aisw-format.md).
 /// Everything is little-endian; every tensor's bytes start on a 64-byte boundary.
 public enum AISWFormat {
     /// `\x89 A I S W \r \n \x1a`: the high byte and the line endings catch text-mode
     /// transfers, as PNG's signature does.
     public static let magic: [UInt8] = [0x89, 0x41, 0x49, 0x53, 0x57, 0x0D, 0x0A, 0x1A]
-    public static let version: UInt32 = 1
+    /// The newest version; a writer writes the oldest version that holds its file (1 unless a
+    /// tensor has scales per block or a layer computes in int8), so older readers still read it.
+    public static let version: UInt32 = 2
+    public static let versions: ClosedRange<UInt32> = 1...2
     public static let headerLength = 64
     public static let alignment = 64
 
@@ -116,7 +119,7 @@ public enum AISWError: Error, Equatable, CustomStringConvertible, Sendable {
         switch self {
         case .file(let problem): return problem.description
         case .badMagic: return "not an .aisw file (bad magic bytes)"
-        case .unsupportedVersion(let v): return "unsupported .aisw version \(v) (this reader knows version \(AISWFormat.version))"
+        case .unsupportedVersion(let v): return "unsupported .aisw version \(v) (this reader knows versions 1 and 2)"
         case .truncated(let needed, let actual): return "truncated: needs \(needed) bytes, file has \(actual)"
         case .trailingBytes(let expected, let actual): return "file has \(actual) bytes, the header says \(expected): trailing bytes"
         case .invalidHeader(let s): return "invalid header: \(echoed(s, limit: 300))"
@@ -147,4 +150,45 @@ public enum AISWError: Error, Equatable, CustomStringConvertible, Sendable {
 private func hex(_ v: UInt32) -> String {
     let s = String(v, radix: 16)
     return "0x" + String(repeating: "0", count: 8 - s.count) + s
+}
+
+/// The format's one dequantization: `value = Float(q) * scale` in binary32, with the scale of
+/// the value's block: row c (index of axis 0) has `ceil(rowLength / group)` scales, one per
+/// `group` consecutive values of the row; `group` 0 means one scale per row.
+public enum AISWDequantize {
+    /// Scales a row of `rowLength` values has with `group`.
+    public static func scalesPerRow(rowLength: Int, group: Int) -> Int {
+        group == 0 ? 1 : (rowLength + group - 1) / group
+    }
+
+    public static func int8(_ q: UnsafeRawBufferPointer, scales: [Float], rows: Int, group: Int) -> [Float] {
+        let n = q.count
+        guard rows > 0, n > 0 else { return [] }
+        let rowLength = n / rows, perRow = scalesPerRow(rowLength: rowLength, group: group)
+        guard scales.count == rows * perRow else { return [Float](repeating: 0, count: n) }
+        var out = [Float](repeating: 0, count: n)
+        out.withUnsafeMutableBufferPointer { o in
+            for c in 0..<rows {
+                for j in 0..<rowLength {
+                    let s = scales[c * perRow + (group == 0 ? 0 : j / group)]
+                    o[c * rowLength + j] = Float(Int8(bitPattern: q[c * rowLength + j])) * s
+                }
+            }
+        }
+        return out
+    }
+
+    public static func int8(_ q: [Int8], scales: [Float], rows: Int, group: Int) -> [Float] {
+        q.withUnsafeBytes { int8($0, scales: scales, rows: rows, group: group) }
+    }
+
+    /// Little-endian binary32 values.
+    public static func fp32(_ bytes: UnsafeRawBufferPointer) -> [Float] {
+        (0..<(bytes.count / 4)).map { Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+    }
+
+    /// Little-endian binary16 values, widened exactly.
+    public static func fp16(_ bytes: UnsafeRawBufferPointer) -> [Float] {
+        (0..<(bytes.count / 2)).map { Float(Float16(bitPattern: UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)))) }
+    }
 }

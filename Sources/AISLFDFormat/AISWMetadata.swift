@@ -95,6 +95,22 @@ public struct AISWMetadata: Codable, Equatable, Sendable {
         }
     }
 
+    /// A convolution that computes in int8 (version 2): how its input becomes bytes,
+    /// `q = clamp(round_half_even(x / input_scale) + input_zero_point, 0, 255)`.
+    public struct Int8Compute: Codable, Equatable, Sendable {
+        public var inputScale: Float
+        public var inputZeroPoint: Int
+
+        public init(inputScale: Float, inputZeroPoint: Int) {
+            self.inputScale = inputScale
+            self.inputZeroPoint = inputZeroPoint
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case inputScale = "input_scale", inputZeroPoint = "input_zero_point"
+        }
+    }
+
     /// Architecture id: `lisrd`, `aislfd-a`, `aislfd-b`, `aislfd-c`.
     public var architecture: String
     /// The architecture's configuration (channels, variants, meta module settings, ...).
@@ -110,10 +126,14 @@ public struct AISWMetadata: Codable, Equatable, Sendable {
     public var tensorHistory: [String: [String]]
     /// Anything else a user needs to know.
     public var extra: [String: JSONValue]
+    /// Version 2: the convolutions that compute in int8, by weight key (each an int8 tensor
+    /// with one scale per output channel); nil (absent) when every layer computes in fp32.
+    public var int8Compute: [String: Int8Compute]?
 
     public init(architecture: String, architectureConfig: [String: JSONValue] = [:], schema: Schema,
                 source: Source, converter: Converter, options: Options, passes: [Pass] = [],
-                folds: [Fold] = [], tensorHistory: [String: [String]] = [:], extra: [String: JSONValue] = [:]) {
+                folds: [Fold] = [], tensorHistory: [String: [String]] = [:], extra: [String: JSONValue] = [:],
+                int8Compute: [String: Int8Compute]? = nil) {
         self.architecture = architecture
         self.architectureConfig = architectureConfig
         self.schema = schema
@@ -124,11 +144,12 @@ public struct AISWMetadata: Codable, Equatable, Sendable {
         self.folds = folds
         self.tensorHistory = tensorHistory
         self.extra = extra
+        self.int8Compute = int8Compute
     }
 
     enum CodingKeys: String, CodingKey {
         case architecture, architectureConfig = "architecture_config", schema, source, converter, options
-        case passes, folds, tensorHistory = "tensor_history", extra
+        case passes, folds, tensorHistory = "tensor_history", extra, int8Compute = "int8_compute"
     }
 
     /// The canonical JSON bytes stored in the file.

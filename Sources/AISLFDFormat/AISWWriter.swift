@@ -1,7 +1,8 @@
 import AISLFDCore
 
 /// One tensor to store, with its bytes already in their storage form (little-endian fp32 or
-/// fp16, or int8 with one float32 scale per index of axis 0: value = q * scales[c]).
+/// fp16, or int8 with float32 scales: one per index of axis 0, or with `scaleGroup` > 0 one
+/// per block of that many values of each row (version 2); `AISWDequantize`).
 public struct AISWTensor: Sendable, Equatable {
     public var key: String
     public var shape: [Int]
@@ -10,14 +11,17 @@ public struct AISWTensor: Sendable, Equatable {
     public var scales: [Float]?
     /// What the tensor is for, e.g. `conv.weight`, `conv.bias`, `linear.weight`, `centroids`.
     public var role: String
+    /// int8: values per scale along each row; 0 is one scale per row (version 1's only form).
+    public var scaleGroup: Int
 
-    public init(key: String, shape: [Int], storage: AISWStorage, data: [UInt8], scales: [Float]? = nil, role: String) {
+    public init(key: String, shape: [Int], storage: AISWStorage, data: [UInt8], scales: [Float]? = nil, role: String, scaleGroup: Int = 0) {
         self.key = key
         self.shape = shape
         self.storage = storage
         self.data = data
         self.scales = scales
         self.role = role
+        self.scaleGroup = scaleGroup
     }
 
     public static func fp32(key: String, shape: [Int], values: [Float], role: String) -> AISWTensor {
@@ -37,8 +41,9 @@ public struct AISWTensor: Sendable, Equatable {
         return AISWTensor(key: key, shape: shape, storage: .fp16, data: data, role: role)
     }
 
-    public static func int8(key: String, shape: [Int], values: [Int8], scales: [Float], role: String) -> AISWTensor {
-        AISWTensor(key: key, shape: shape, storage: .int8, data: values.map { UInt8(bitPattern: $0) }, scales: scales, role: role)
+    public static func int8(key: String, shape: [Int], values: [Int8], scales: [Float], role: String, scaleGroup: Int = 0) -> AISWTensor {
+        AISWTensor(key: key, shape: shape, storage: .int8, data: values.map { UInt8(bitPattern: $0) }, scales: scales, role: role,
+                   scaleGroup: scaleGroup)
     }
 }
 
@@ -66,8 +71,22 @@ public struct AISWWriter: Sendable {
         }
     }
 
-    /// The complete file.
-    public func encode() throws -> [UInt8] {
+    /// Where everything goes, computed without encoding the tensors.
+    public struct Layout: Sendable {
+        public let version: UInt32
+        public let metadata: [UInt8]
+        public let tableLength: Int
+        public let dataOffset: Int
+        /// Offsets of each tensor's data and scales (0 without scales), in table order.
+        public let places: [(data: Int, scales: Int)]
+        public let fileLength: Int
+    }
+
+    /// The file's length in bytes, as `encode()` would make it (every check included).
+    public func encodedLength() throws -> Int { try layout().fileLength }
+
+    /// Checks the tensors and metadata and lays them out.
+    public func layout() throws -> Layout {
         let meta = try metadata.canonicalJSON()
         if meta.count > AISWFormat.maxMetadataLength {
             throw AISWError.limitExceeded(what: "metadata length", value: meta.count, limit: AISWFormat.maxMetadataLength)
@@ -83,6 +102,15 @@ public struct AISWWriter: Sendable {
         for key in metadata.tensorHistory.keys where !seen.contains(key) {
             throw AISWError.invalidMetadata("tensor_history names \(key), which is not stored")
         }
+        for (key, compute) in metadata.int8Compute ?? [:] {
+            guard let t = tensors.first(where: { $0.key == key }), t.storage == .int8, t.scaleGroup == 0 else {
+                throw AISWError.invalidMetadata("int8_compute names \(key), which is not an int8 tensor with one scale per output channel")
+            }
+            guard compute.inputScale.isFinite, compute.inputScale > 0, (0...255).contains(compute.inputZeroPoint) else {
+                throw AISWError.invalidMetadata("int8_compute of \(key): input scale must be finite and > 0, zero point 0 ... 255")
+            }
+        }
+        let version: UInt32 = metadata.int8Compute != nil || tensors.contains { $0.scaleGroup != 0 } ? 2 : 1
 
         // Layout: regions in table order, each on a 64-byte boundary.
         var tableLength = 0
@@ -92,7 +120,6 @@ public struct AISWWriter: Sendable {
         if tableLength > AISWFormat.maxTableLength {
             throw AISWError.limitExceeded(what: "table length", value: tableLength, limit: AISWFormat.maxTableLength)
         }
-        let tableOffset = try AISWFormat.tableOffset(metadataLength: meta.count)
         let dataOffset = try AISWFormat.dataOffset(metadataLength: meta.count, tableLength: tableLength)
         var cursor = dataOffset
         var places: [(data: Int, scales: Int)] = []
@@ -106,8 +133,14 @@ public struct AISWWriter: Sendable {
             }
             places.append((data, scales))
         }
-        let fileLength = cursor
+        return Layout(version: version, metadata: meta, tableLength: tableLength, dataOffset: dataOffset, places: places, fileLength: cursor)
+    }
 
+    /// The complete file.
+    public func encode() throws -> [UInt8] {
+        let layout = try layout()
+        let meta = layout.metadata, tableLength = layout.tableLength, dataOffset = layout.dataOffset, fileLength = layout.fileLength
+        let tableOffset = try AISWFormat.tableOffset(metadataLength: meta.count)
         var out = [UInt8](repeating: 0, count: fileLength)
         func put<T: FixedWidthInteger>(_ v: T, at offset: Int) {
             withUnsafeBytes(of: v.littleEndian) { src in
@@ -115,7 +148,7 @@ public struct AISWWriter: Sendable {
             }
         }
         out.replaceSubrange(0..<8, with: AISWFormat.magic)
-        put(AISWFormat.version, at: AISWFormat.Header.version)
+        put(layout.version, at: AISWFormat.Header.version)
         put(UInt32(AISWFormat.headerLength), at: AISWFormat.Header.headerLength)
         put(UInt64(fileLength), at: AISWFormat.Header.fileLength)
         put(UInt32(meta.count), at: AISWFormat.Header.metadataLength)
@@ -124,12 +157,13 @@ public struct AISWWriter: Sendable {
         out.replaceSubrange(AISWFormat.headerLength..<(AISWFormat.headerLength + meta.count), with: meta)
 
         var entry = tableOffset
-        for (t, place) in zip(tensors, places) {
+        for (t, place) in zip(tensors, layout.places) {
             let key = Array(t.key.utf8), role = Array(t.role.utf8)
             put(UInt16(key.count), at: entry)
             put(UInt16(role.count), at: entry + 2)
             out[entry + 4] = t.storage.code
             out[entry + 5] = UInt8(t.shape.count)
+            put(UInt16(t.scaleGroup), at: entry + 6)
             put(UInt64(place.data), at: entry + 8)
             put(UInt64(t.data.count), at: entry + 16)
             out.replaceSubrange(place.data..<(place.data + t.data.count), with: t.data)
@@ -182,13 +216,17 @@ public struct AISWWriter: Sendable {
         if t.data.count != expected { throw bad("\(t.data.count) data bytes, shape \(t.shape) needs \(expected)") }
         if t.storage == .int8 {
             guard let s = t.scales, let channels = t.shape.first else { throw bad("int8 storage needs rank >= 1 and one scale per index of axis 0") }
-            if s.count != channels { throw bad("\(s.count) scales for \(channels) channels") }
+            guard (0...Int(UInt16.max)).contains(t.scaleGroup) else { throw bad("scale group \(t.scaleGroup) is not 0 ... 65535") }
+            let perRow = AISWDequantize.scalesPerRow(rowLength: channels == 0 ? 0 : t.data.count / channels, group: t.scaleGroup)
+            if s.count != channels * perRow {
+                throw bad("\(s.count) scales for \(channels) channels" + (t.scaleGroup == 0 ? "" : " of \(perRow) blocks of \(t.scaleGroup)"))
+            }
             for (c, v) in s.enumerated() where !(v.isFinite && v >= 0) {
                 throw AISWError.invalidScale(key: t.key, channel: c, value: v)
             }
             // Symmetric quantization never produces -128; seeing it means the quantizer is wrong.
             if t.data.contains(0x80) { throw bad("int8 value -128 (symmetric quantization stores -127 ... 127)") }
-        } else if t.scales != nil {
+        } else if t.scales != nil || t.scaleGroup != 0 {
             throw bad("scales given for \(t.storage.rawValue) storage")
         }
     }

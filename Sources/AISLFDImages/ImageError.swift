@@ -4,7 +4,7 @@ import AISLFDCore
 /// starts with the file's path.
 public enum ImageError: Error, CustomStringConvertible, Equatable, Sendable {
     case cannotRead(reason: String)
-    /// Neither a PNG nor a JPEG signature; `signature` is the first bytes in hex.
+    /// No PNG, JPEG or PPM signature; `signature` is the first bytes in hex.
     case unknownFormat(signature: String)
     /// Past the reader's caps, or more pixels than the compressed data can plausibly hold.
     case tooLarge(width: Int, height: Int, reason: String)
@@ -23,7 +23,7 @@ public enum ImageError: Error, CustomStringConvertible, Equatable, Sendable {
         case .cannotRead(let reason):
             return "cannot read the image (\(echoed(reason, limit: 300)))"
         case .unknownFormat(let signature):
-            return "not a PNG or JPEG image (starts with \(signature.isEmpty ? "nothing" : signature))"
+            return "not a PNG, JPEG or PPM image (starts with \(signature.isEmpty ? "nothing" : signature))"
         case .tooLarge(let width, let height, let reason):
             return "image of \(width) x \(height) pixels is too large: \(reason)"
         case .corrupt(let format, let reason):

@@ -2,7 +2,7 @@ import AISLFDCore
 import CImageShims
 import Foundation
 
-/// Reads PNG and JPEG images (recognised by content) into the network's input:
+/// Reads PNG, JPEG and binary PPM images (recognised by content; PPM in PPMDecoder.swift) into the network's input:
 /// RGB float32 [3, H, W] with values byte / 255, exactly as the PyTorch side's
 /// `np.asarray(Image.open(path).convert('RGB')) / 255.0` cast to float32 (which
 /// equals torchvision's float32 `div(255)` for every byte value).
@@ -50,6 +50,9 @@ public enum ImageReader {
             } else if bytes.starts(with: [0xFF, 0xD8, 0xFF]) {
                 decoded = try decodeJPEG(bytes)
                 orientation = EXIFOrientation.ofJPEG(bytes)
+            } else if isPPM(bytes) {
+                decoded = try decodePPM(bytes)
+                orientation = 1
             } else {
                 throw ImageError.unknownFormat(signature: bytes.prefix(8).map { String($0, radix: 16) }.joined(separator: " "))
             }
@@ -98,7 +101,7 @@ public enum ImageReader {
         }
     }
 
-    private static func checkSize(_ width: Int, _ height: Int) throws {
+    static func checkSize(_ width: Int, _ height: Int) throws {
         guard width > 0, height > 0 else { throw ImageError.tooLarge(width: width, height: height, reason: "no pixels") }
         guard width <= maxSide, height <= maxSide else {
             throw ImageError.tooLarge(width: width, height: height, reason: "more than \(maxSide) pixels per side")

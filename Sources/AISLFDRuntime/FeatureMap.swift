@@ -44,6 +44,20 @@ public struct FeatureMap: Sendable, Equatable {
     public var planeSize: Int { height * width }
     public var shape: [Int] { [channels, height, width] }
 
+    /// Rows `range` of every channel as a map of their own.
+    func rowSlice(_ range: Range<Int>) -> FeatureMap {
+        var out = FeatureMap.uninitialized(channels: channels, height: range.count, width: width)
+        values.withUnsafeBufferPointer { input in
+            out.values.withUnsafeMutableBufferPointer { output in
+                for c in 0..<channels {
+                    (output.baseAddress! + c * range.count * width)
+                        .update(from: input.baseAddress! + (c * height + range.lowerBound) * width, count: range.count * width)
+                }
+            }
+        }
+        return out
+    }
+
     /// Channels `range` as a map of their own.
     func channelSlice(_ range: Range<Int>) -> FeatureMap {
         let plane = planeSize

@@ -73,7 +73,9 @@ public final class Model: @unchecked Sendable {
     }
 
     public convenience init(weights: ModelWeights, configuration: RuntimeConfiguration = RuntimeConfiguration()) throws {
-        try self.init(weights: weights, configuration: configuration, kernels: CPUKernels(configuration))
+        var kernels = CPUKernels(configuration)
+        kernels.winogradTile = CPUKernels.winogradTile(for: weights.architecture)
+        try self.init(weights: weights, configuration: configuration, kernels: kernels)
     }
 
     init(weights: ModelWeights, configuration: RuntimeConfiguration, kernels: CPUKernels) throws {
@@ -95,11 +97,42 @@ public final class Model: @unchecked Sendable {
         case .psa: metaModule = try PSAMeta(loader, kernels: kernels)
         }
         unusedTensors = loader.unusedTensors
+        if let name = loader.unusedInt8Layers.first {
+            throw RuntimeError.invalidMetadata("\(name) is to compute in int8, but it is not the weight of a convolution of \(architecture.rawValue)")
+        }
+    }
+
+    /// Bytes a forward pass over a `height x width` image needs at most (see `MemoryBudget`).
+    public func memoryNeeded(height: Int, width: Int, recordActivations: Bool = false) -> Int {
+        MemoryBudget.passBytes(architecture, height: height, width: width, threads: configuration.threads,
+                               recordActivations: recordActivations)
+    }
+
+    /// Throws `RuntimeError.memoryBudgetExceeded` when a pass over an image this
+    /// size would need more than `configuration.maximumMemory`: callers that
+    /// know an image's size before decoding it can refuse it before any work.
+    public func checkMemory(height: Int, width: Int, recordActivations: Bool = false) throws {
+        let needed = memoryNeeded(height: height, width: width, recordActivations: recordActivations)
+        guard needed <= configuration.maximumMemory else {
+            throw RuntimeError.memoryBudgetExceeded(height: height, width: width, needed: needed, allowed: configuration.maximumMemory)
+        }
     }
 
     /// The descriptor and meta maps of `image`; with `recordActivations`, every
     /// intermediate layer's output too (for layer-by-layer comparison).
     public func forward(image: Image, recordActivations: Bool = false) throws -> ModelOutputs {
+        try forwardPass(image: image, recordActivations: recordActivations)
+    }
+
+    /// The outputs and the input of every convolution, in the order they ran, by the weight
+    /// keys of the layers that read it (what calibration measures: the runtime's own maps).
+    public func forward(image: Image, recordLayerInputs: Bool) throws -> (outputs: ModelOutputs, layerInputs: [LayerInput]) {
+        let recorder = LayerInputRecorder()
+        let outputs = try LayerInputRecorder.$current.withValue(recordLayerInputs ? recorder : nil) { try forwardPass(image: image, recordActivations: false) }
+        return (outputs, recorder.inputs)
+    }
+
+    private func forwardPass(image: Image, recordActivations: Bool) throws -> ModelOutputs {
         guard image.channels == 3 else { throw RuntimeError.imageNotRGB(channels: image.channels) }
         guard image.height >= Model.minimumImageSide, image.width >= Model.minimumImageSide else {
             throw RuntimeError.imageTooSmall(height: image.height, width: image.width, minimum: Model.minimumImageSide)
@@ -107,6 +140,7 @@ public final class Model: @unchecked Sendable {
         guard image.height <= configuration.maximumPixels / image.width else {
             throw RuntimeError.imageTooLarge(height: image.height, width: image.width, maximumPixels: configuration.maximumPixels)
         }
+        try checkMemory(height: image.height, width: image.width, recordActivations: recordActivations)
         let recorder = ActivationRecorder(enabled: recordActivations)
         let features = backbone.forward(image, recorder)
         let desc = heads.forward(features, recorder)

@@ -20,6 +20,9 @@ public struct ModelWeights: Sendable {
     public var precision: Precision
     /// The eps of every BatchNorm still given by its statistics (the schema's; PyTorch's 1e-5).
     public var batchNormEpsilon: Double
+    /// Convolutions that compute in int8, by weight key (`<layer>.weight`); every other one
+    /// computes in fp32 on `tensors`.
+    public var int8Layers: [String: Int8Layer] = [:]
 
     public init(architecture: Architecture, tensors: [String: WeightTensor], foldedLayers: Set<String> = [],
                 precision: Precision = .fp32, batchNormEpsilon: Double = ModelWeights.pytorchBatchNormEpsilon) {
@@ -68,6 +71,12 @@ public struct ModelWeights: Sendable {
         }
         self.init(architecture: architecture, tensors: tensors, foldedLayers: Set(meta.folds.map(\.from)),
                   precision: precision, batchNormEpsilon: eps)
+        // The reader checked that each names an int8 tensor with one scale per output channel.
+        for (key, compute) in meta.int8Compute ?? [:] {
+            guard let entry = file.entry(key) else { continue }
+            int8Layers[key] = Int8Layer(weight: try file.int8Values(key), scales: entry.scales ?? [],
+                                        input: ActivationQuantization(scale: compute.inputScale, zeroPoint: compute.inputZeroPoint))
+        }
     }
 }
 
@@ -97,6 +106,22 @@ final class WeightLoader {
         used.insert(name)
         return t.values
     }
+
+    /// The convolution at `prefix`: its weight key, and its int8 form when it computes in int8.
+    func layer(_ prefix: String, _ g: ConvGeometry) throws -> LayerForm {
+        let key = "\(prefix).weight"
+        guard let layer = weights.int8Layers[key] else { return LayerForm(weightKeys: [key]) }
+        let count = g.outChannels * g.inChannels * g.kernel * g.kernel
+        guard layer.weight.count == count, layer.scales.count == g.outChannels else {
+            throw RuntimeError.invalidValue(tensor: key, problem: "int8 compute needs \(count) values and \(g.outChannels) scales, has \(layer.weight.count) and \(layer.scales.count)")
+        }
+        usedInt8.insert(key)
+        return LayerForm(weightKeys: [key], int8: layer)
+    }
+
+    /// int8 layers no convolution took (a plan naming something that is not a convolution here).
+    var unusedInt8Layers: [String] { weights.int8Layers.keys.filter { !usedInt8.contains($0) }.sorted() }
+    private var usedInt8: Set<String> = []
 
     func optionalTensor(_ name: String, shape: [Int]) throws -> [Float]? {
         has(name) ? try tensor(name, shape: shape) : nil

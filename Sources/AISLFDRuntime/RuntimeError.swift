@@ -14,6 +14,8 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
     case imageNotRGB(channels: Int)
     case imageTooSmall(height: Int, width: Int, minimum: Int)
     case imageTooLarge(height: Int, width: Int, maximumPixels: Int)
+    /// The pass over an image this size would need more memory than the configuration allows.
+    case memoryBudgetExceeded(height: Int, width: Int, needed: Int, allowed: Int)
     case nonFiniteKeypoint(index: Int)
     case incompatibleDescriptors(String)
     case unknownPrecision(String)
@@ -34,6 +36,9 @@ public enum RuntimeError: Error, CustomStringConvertible, Equatable, Sendable {
         case .imageNotRGB(let c): return "image has \(c) channels, expected 3 (RGB)"
         case .imageTooSmall(let h, let w, let m): return "image is \(h)x\(w); height and width must be at least \(m)"
         case .imageTooLarge(let h, let w, let m): return "image is \(h)x\(w); at most \(m) pixels are supported"
+        case .memoryBudgetExceeded(let h, let w, let needed, let allowed):
+            return "image is \(h)x\(w); its forward pass needs about \(MemoryBudget.text(needed)), "
+                + "more than the \(MemoryBudget.text(allowed)) allowed (--max-memory, RuntimeConfiguration.maximumMemory)"
         case .nonFiniteKeypoint(let i): return "keypoint \(i) has a non-finite coordinate"
         case .incompatibleDescriptors(let s): return "descriptors cannot be compared: \(s)"
         case .unknownPrecision(let p): return "unknown storage precision '\(p)' (expected fp32, fp16 or int8)"

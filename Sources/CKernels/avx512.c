@@ -1,5 +1,6 @@
-// AVX-512 kernels: a panel of 8 rows times 32 positions (two registers of 16)
-// accumulates in 16 registers; positions past the end are masked off.
+// AVX-512 kernels: a panel of 8 rows times up to 48 positions (three registers
+// of 16) accumulates in 24 of the 32 registers; widths are covered by whole
+// tiles, and only the last n mod 16 positions are masked.
 #include "internal.h"
 
 #ifdef CKERNELS_X86
@@ -18,15 +19,20 @@ TARGET INLINE __m512 epilogue(__m512 v, const ckernels_epilogue *e, int i) {
     return v;
 }
 
-/// One tile: `vectors` (1 or 2) registers of positions; `masked` loads and
-/// stores only the lanes in masks[]; rows past `valid_rows` are not stored.
+/// One tile of a panel: 8 rows times `vectors` (1 to 3) registers of 16
+/// positions (8 x 48: 24 accumulators, 3 position loads and 8 broadcasts per
+/// 24 products) over `k` products. They are summed in blocks of
+/// CKERNELS_SUM_BLOCK, each block's sums added to the partial sums in C
+/// (unless `first`, which starts them), so a product split over several
+/// calls adds in the same order as one call. Only the `last` call applies
+/// the epilogue. `masked` (one register) loads and stores only the lanes in
+/// `mask`; rows past `valid_rows` are not stored.
 TARGET INLINE void tile(const int vectors, const int masked, int k, const float *a, const float *b,
-                        const ptrdiff_t *off, float *c, ptrdiff_t ldc, int valid_rows, const __mmask16 *masks,
-                        const ckernels_epilogue *e, int row0) {
-    __m512 sums[ROWS][2];
-    for (int j0 = 0; j0 < k; j0 += CKERNELS_SUM_BLOCK) {
+                        const ptrdiff_t *off, float *c, ptrdiff_t ldc, int valid_rows, __mmask16 mask,
+                        const ckernels_epilogue *e, int row0, int first, int last) {
+    for (int j0 = 0; j0 < k || j0 == 0; j0 += CKERNELS_SUM_BLOCK) {
         int j1 = j0 + CKERNELS_SUM_BLOCK < k ? j0 + CKERNELS_SUM_BLOCK : k;
-        __m512 acc[ROWS][2];
+        __m512 acc[ROWS][3];
         for (int r = 0; r < ROWS; r++)
             for (int v = 0; v < vectors; v++) acc[r][v] = _mm512_setzero_ps();
         for (int j = j0; j < j1; j++) {
@@ -36,54 +42,91 @@ TARGET INLINE void tile(const int vectors, const int masked, int k, const float 
                 _mm_prefetch((const char *)ahead, _MM_HINT_T0);
                 _mm_prefetch((const char *)(ahead + 16 * vectors - 1), _MM_HINT_T0);
             }
-            __m512 bv[2];
+            __m512 bv[3];
             for (int v = 0; v < vectors; v++)
-                bv[v] = masked ? _mm512_maskz_loadu_ps(masks[v], bj + 16 * v) : _mm512_loadu_ps(bj + 16 * v);
+                bv[v] = masked ? _mm512_maskz_loadu_ps(mask, bj + 16 * v) : _mm512_loadu_ps(bj + 16 * v);
             const float *aj = a + j * ROWS;
             for (int r = 0; r < ROWS; r++) {
                 __m512 w = _mm512_set1_ps(aj[r]);
                 for (int v = 0; v < vectors; v++) acc[r][v] = _mm512_fmadd_ps(w, bv[v], acc[r][v]);
             }
         }
-        for (int r = 0; r < ROWS; r++)
-            for (int v = 0; v < vectors; v++) sums[r][v] = j0 == 0 ? acc[r][v] : _mm512_add_ps(sums[r][v], acc[r][v]);
-    }
-    for (int r = 0; r < ROWS; r++) {
-        if (r >= valid_rows) break;
-        for (int v = 0; v < vectors; v++) {
-            __m512 out = epilogue(k > 0 ? sums[r][v] : _mm512_setzero_ps(), e, row0 + r);
-            if (masked) _mm512_mask_storeu_ps(c + r * ldc + 16 * v, masks[v], out);
-            else _mm512_storeu_ps(c + r * ldc + 16 * v, out);
+        int starts = first && j0 == 0, ends = last && j1 >= k;
+        for (int r = 0; r < ROWS; r++) {
+            if (r >= valid_rows) break;
+            for (int v = 0; v < vectors; v++) {
+                float *cv = c + r * ldc + 16 * v;
+                __m512 out = acc[r][v];
+                if (!starts) out = _mm512_add_ps(masked ? _mm512_maskz_loadu_ps(mask, cv) : _mm512_loadu_ps(cv), out);
+                if (ends) out = epilogue(out, e, row0 + r);
+                if (masked) _mm512_mask_storeu_ps(cv, mask, out);
+                else _mm512_storeu_ps(cv, out);
+            }
         }
     }
 }
 
 #define TILE_ARGS int k, const float *a, const float *b, const ptrdiff_t *off, float *c, ptrdiff_t ldc, \
-                  int valid_rows, const __mmask16 *masks, const ckernels_epilogue *e, int row0
-#define TILE_PASS k, a, b, off, c, ldc, valid_rows, masks, e, row0
+                  int valid_rows, __mmask16 mask, const ckernels_epilogue *e, int row0, int first, int last
+#define TILE_PASS k, a, b, off, c, ldc, valid_rows, mask, e, row0, first, last
+TARGET __attribute__((noinline)) static void tile48(TILE_ARGS) { tile(3, 0, TILE_PASS); }
 TARGET __attribute__((noinline)) static void tile32(TILE_ARGS) { tile(2, 0, TILE_PASS); }
-TARGET __attribute__((noinline)) static void tile32_masked(TILE_ARGS) { tile(2, 1, TILE_PASS); }
+TARGET __attribute__((noinline)) static void tile16(TILE_ARGS) { tile(1, 0, TILE_PASS); }
 TARGET __attribute__((noinline)) static void tile16_masked(TILE_ARGS) { tile(1, 1, TILE_PASS); }
 
 static __mmask16 lanes(int count) { return count >= 16 ? 0xFFFF : count <= 0 ? 0 : (__mmask16)((1u << count) - 1); }
 
+/// Widths of the tiles that cover `n` positions, widest first: 48s, then a 32
+/// or 16 (or two 32s) so any multiple of 16 is covered by whole tiles, then
+/// one masked tile for the last n mod 16. Returns the count.
+static int tile_widths(int n, int *widths) {
+    int count = 0, sixteens = n / 16;
+    int wide = sixteens / 3, rest = sixteens % 3; // 48-wide tiles, and what is left in 16s
+    // 48 + 16 is covered as 32 + 32 (wider tiles reuse each weight more).
+    if (rest == 1 && wide > 0) { wide -= 1; rest = 4; }
+    for (int i = 0; i < wide; i++) widths[count++] = 48;
+    if (rest == 4) { widths[count++] = 32; widths[count++] = 32; }
+    else if (rest == 2) widths[count++] = 32;
+    else if (rest == 1) widths[count++] = 16;
+    if (n % 16) widths[count++] = n % 16;
+    return count;
+}
+
+/// Groups of 16 panels; blocks of up to CKERNELS_REDUCTION_BLOCK products
+/// (the group's block of A, at most 512 KB, stays in L2; partial sums wait
+/// in C); grid rows; tiles of positions (a tile's B values stay in cache while
+/// every panel of the group passes); panels.
 TARGET void ckernels_gemm_avx512(int m, int rows, int n, int k, const float *packed, const float *b,
                                  ptrdiff_t b_grid_row, const ptrdiff_t *b_offsets, float *c, ptrdiff_t c_matrix_row,
                                  ptrdiff_t c_grid_row, const ckernels_epilogue *e) {
     int panels = (m + ROWS - 1) / ROWS;
+    int widths[CKERNELS_MAX_TILES];
+    // Wider grids than the table holds go through in parts (never in practice: 16 * 1024 positions).
+    if (n > 16 * (CKERNELS_MAX_TILES - 1)) {
+        int part = 16 * (CKERNELS_MAX_TILES - 1);
+        for (int x = 0; x < n; x += part)
+            ckernels_gemm_avx512(m, rows, n - x < part ? n - x : part, k, packed, b + x, b_grid_row, b_offsets, c + x,
+                                 c_matrix_row, c_grid_row, e);
+        return;
+    }
+    int tiles = tile_widths(n, widths);
     for (int g0 = 0; g0 < panels; g0 += CKERNELS_PANEL_GROUP) {
         int g1 = g0 + CKERNELS_PANEL_GROUP < panels ? g0 + CKERNELS_PANEL_GROUP : panels;
-        for (int r = 0; r < rows; r++) {
-            for (int x = 0; x < n; x += 32) {
-                int left = n - x;
-                __mmask16 masks[2] = {lanes(left), lanes(left - 16)};
-                // A full 32, else the narrowest tile that covers what is left.
-                void (*kernel)(TILE_ARGS) = left >= 32 ? tile32 : left > 16 ? tile32_masked : tile16_masked;
-                const float *bx = b + r * b_grid_row + x;
-                for (int p = g0; p < g1; p++) {
-                    int row0 = p * ROWS;
-                    kernel(k, packed + (size_t)row0 * k, bx, b_offsets, c + row0 * c_matrix_row + r * c_grid_row + x,
-                           c_matrix_row, m - row0, masks, e, row0);
+        for (int j0 = 0; j0 < k || j0 == 0; j0 += CKERNELS_REDUCTION_BLOCK) {
+            int count = k - j0 < CKERNELS_REDUCTION_BLOCK ? k - j0 : CKERNELS_REDUCTION_BLOCK;
+            int first = j0 == 0, last = j0 + CKERNELS_REDUCTION_BLOCK >= k;
+            for (int r = 0; r < rows; r++) {
+                for (int t = 0, x = 0; t < tiles; x += widths[t], t++) {
+                    int width = widths[t];
+                    void (*kernel)(TILE_ARGS) = width == 48 ? tile48 : width == 32 ? tile32 : width == 16 ? tile16 : tile16_masked;
+                    __mmask16 mask = lanes(width);
+                    const float *bx = b + r * b_grid_row + x;
+                    for (int p = g0; p < g1; p++) {
+                        int row0 = p * ROWS;
+                        kernel(count, packed + (size_t)row0 * k + (size_t)j0 * ROWS, bx, b_offsets + j0,
+                               c + row0 * c_matrix_row + r * c_grid_row + x, c_matrix_row, m - row0, mask, e, row0,
+                               first, last);
+                    }
                 }
             }
         }

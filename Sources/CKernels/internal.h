@@ -29,6 +29,14 @@ void ckernels_exp_columns_avx2(float *s, int rows, int n, ptrdiff_t row_stride, 
 /// roundings deep instead of sqrt(K)).
 #define CKERNELS_SUM_BLOCK 128
 
+/// Products per pass of a panel group over the positions (a multiple of
+/// CKERNELS_SUM_BLOCK): 128 rows of A times 1024 floats is 512 KB, half of L2.
+#define CKERNELS_REDUCTION_BLOCK 1024
+
+/// Tiles of positions one AVX-512 product call covers at most (longer grid
+/// rows go through in parts).
+#define CKERNELS_MAX_TILES 1024
+
 /// Results (floats) few enough to keep partial sums in cache (see avx2.c).
 #define CKERNELS_SMALL_RESULT (16 * 1024)
 

@@ -8,7 +8,7 @@ import XCTest
 /// outcome, named placeholders in --help, progress on a terminal only, and never an output
 /// over an input.
 final class CLIConventionsTests: XCTestCase {
-    static let tools = ["aislfd-convert", "aislfd-inspect", "aislfd-run", "aislfd-match", "aislfd-verify"]
+    static let tools = ["aislfd-convert", "aislfd-inspect", "aislfd-run", "aislfd-match", "aislfd-verify", "aislfd-eval"]
     var folder: URL!
 
     override func setUpWithError() throws { folder = try Fixtures.temporaryDirectory() }

@@ -121,4 +121,26 @@ final class RunVerifyMatchCommandTests: XCTestCase {
             XCTAssertFalse(FileManager.default.fileExists(atPath: out))
         }
     }
+
+    /// --max-memory: a pass beyond it is refused with one line naming the image,
+    /// what it needs and what is allowed; a size that is not one is a usage error.
+    func testMaxMemoryRefusesAPassBeyondIt() throws {
+        let out = folder.appendingPathComponent("budget.npz").path
+        let image = "Tests/Fixtures/images/synth_61x83.png"
+        let refused = try Commands.run("aislfd-run", ["Weights/lisrd.h5", image, "-o", out, "--max-memory", "1M"])
+        XCTAssertEqual(refused.status, 2, refused.stderr)
+        XCTAssertTrue(refused.stderr.hasPrefix("\(image): image is 61x83; its forward pass needs about "), refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("more than the 1.0 MB allowed"), refused.stderr)
+        XCTAssertEqual(refused.stderr.split(separator: "\n").count, 1, refused.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+        let match = try Commands.run("aislfd-match", ["Weights/lisrd.h5", image, image, "--keypoints0", "Tests/Fixtures/matching/kp0.npy",
+                                                      "--keypoints1", "Tests/Fixtures/matching/kp1.npy", "-o", out, "--max-memory", "1M"])
+        XCTAssertEqual(match.status, 2, match.stderr)
+        XCTAssertTrue(match.stderr.contains("allowed"), match.stderr)
+        let bad = try Commands.run("aislfd-run", ["Weights/lisrd.h5", image, "-o", out, "--max-memory", "lots"])
+        XCTAssertEqual(bad.status, 2, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("--max-memory"), bad.stderr)
+        let allowed = try Commands.run("aislfd-run", ["Weights/lisrd.h5", image, "-o", out, "--max-memory", "2G"])
+        XCTAssertEqual(allowed.status, 0, allowed.stderr)
+    }
 }

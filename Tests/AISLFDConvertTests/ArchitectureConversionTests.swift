@@ -103,7 +103,8 @@ final class ArchitectureConversionTests: XCTestCase {
         XCTAssertEqual(Converter.passNames(ConversionOptions(precision: .fp16, fold: false, calibration: nil)), ["ToFloat32", "QuantizeFP16"])
         // Calibrated (the default at fp16 and int8): moments before int8, promotions last.
         XCTAssertEqual(Converter.passNames(ConversionOptions(precision: .int8)),
-                       ["ToFloat32", "FoldBatchNorm", "FoldConvBatchNorm", "FoldAffineIntoNextConv", "CollectInputMoments", "QuantizeInt8", "MixedPrecision"])
+                       ["ToFloat32", "FoldBatchNorm", "FoldConvBatchNorm", "FoldAffineIntoNextConv", "CollectInputMoments", "QuantizeInt8", "MixedPrecision",
+                        "ChooseInt8Compute"])
         XCTAssertEqual(Converter.passNames(ConversionOptions(precision: .fp16, fold: false)), ["ToFloat32", "QuantizeFP16", "MixedPrecision"])
         XCTAssertEqual(Converter.passNames(ConversionOptions(precision: .fp32)), ["ToFloat32", "FoldBatchNorm", "FoldConvBatchNorm", "FoldAffineIntoNextConv"])
         XCTAssertEqual(m.passes[0].details["not_stored"].map { if case .array(let a) = $0 { return a.count } else { return -1 } }, 13)

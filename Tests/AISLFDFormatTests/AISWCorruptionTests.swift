@@ -96,8 +96,8 @@ final class AISWCorruptionTests: XCTestCase {
         XCTAssertEqual(AISWTest.openError(Array("PK\u{3}\u{4} not an aisw file at all, but long enough to hold a header......".utf8)), .badMagic)
         XCTAssertEqual(AISWTest.openError(Array("{}".utf8)), .badMagic)
         var b = AISWBytes(bytes: good)
-        b.set32(8, 2)
-        XCTAssertEqual(AISWTest.openError(b.bytes), .unsupportedVersion(2))
+        b.set32(8, 3)
+        XCTAssertEqual(AISWTest.openError(b.bytes), .unsupportedVersion(3))
     }
 
     func testNotARegularFileIsRefusedWithoutHanging() throws {

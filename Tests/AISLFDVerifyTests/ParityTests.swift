@@ -160,3 +160,13 @@ final class ParityTests: XCTestCase {
         XCTAssertEqual(report.outputs.filter { !$0.pass }.map(\.name), ["kp_meta"])
     }
 }
+
+/// The converter chooses int8 compute against aislfd-verify's int8 tolerances; they are one
+/// pair of numbers, held equal here.
+final class Int8ComputeToleranceTests: XCTestCase {
+    func testConverterUsesVerifiersInt8Tolerances() {
+        let t = Tolerances.forPrecision(.int8)
+        XCTAssertEqual(Converter.int8ComputeCosines.descriptor, t.keypointDescriptorCosine)
+        XCTAssertEqual(Converter.int8ComputeCosines.meta, t.keypointMetaCosine)
+    }
+}

@@ -24,11 +24,15 @@ public struct ConversionArguments: ParsableArguments {
           help: "fp16/int8: round every weight on its own (no calibration images, GPTQ or mixed precision); fast, less accurate.")
     var noCalibration = false
 
+    @Flag(name: .customLong("weights-only"),
+          help: "int8: store the weights in int8 but compute every layer in fp32 (no int8 arithmetic; a version 1 file).")
+    var weightsOnly = false
+
     public init() {}
 
     var options: ConversionOptions {
         ConversionOptions(precision: precision, fold: !noFold, clamp: clamp, keep: keep,
-                          calibration: noCalibration ? nil : CalibrationSettings())
+                          calibration: noCalibration ? nil : CalibrationSettings(), weightsOnly: weightsOnly)
     }
 
     /// Converts validated weights; `progress` hears about each calibration step.

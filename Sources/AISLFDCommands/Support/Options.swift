@@ -63,7 +63,8 @@ public struct ImageOptions: ParsableArguments {
 let imageReadingHelp = """
 Images: PNG and JPEG are read as RGB, each byte / 255 (alpha dropped, not blended; gray \
 repeated into R, G and B; 16-bit samples cut to their high byte, as OpenCV's imread does; \
-palettes expanded), turned upright by their EXIF orientation unless --ignore-orientation. \
+palettes expanded), turned upright by their EXIF orientation unless --ignore-orientation; \
+binary PPM (P6) and PGM (P5) likewise, scaled to 8 bits when their maximum is below 255. \
 Truncated or garbled pixel data is an error. An .npy image is float32 [3, H, W] or [1, 3, H, W] \
 used as is: NaN or infinite values are an error (exit 1), values outside [0, 1] a warning.
 """

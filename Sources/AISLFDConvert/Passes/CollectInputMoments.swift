@@ -4,10 +4,12 @@ import AISLFDSchema
 import Dispatch
 
 /// int8 with calibration: runs the fp32 network (after folding) on the seeded dead-leaves
-/// images and gathers, for every weight that will be int8, the second moments of the
-/// vectors it multiplies — what GPTQ needs (QuantizeInt8). Weights that read the same input
-/// the same way (the four LISRD heads' first convs, a PSA's query, key and value) share one.
-/// Which input a layer reads comes from the schema's wiring (LayerInputs).
+/// images and gathers, for every weight bound for int8, the second moments of the vectors it
+/// multiplies — what GPTQ needs (QuantizeInt8) — and the range of its input (what its int8
+/// input quantization covers, ChooseInt8Compute). The inputs are the runtime's own maps: it
+/// hands out each convolution's input as it runs (`Model.forward(image:recordLayerInputs:)`),
+/// so nothing here re-implements a layer. Weights that read one input together (the four
+/// heads' first convs, a PSA's query, key and value) share one accumulator.
 struct CollectInputMoments: ConversionPass {
     let name = "CollectInputMoments"
 
@@ -15,12 +17,6 @@ struct CollectInputMoments: ConversionPass {
         guard let settings = state.options.calibration else { return .object(["ran": .bool(false)]) }
         guard settings.images > 0 else {
             return .object(["ran": .bool(false), "reason": json("no calibration images asked for; int8 weights are rounded to nearest")])
-        }
-        // Weight key -> its layer, for weights bound for int8.
-        var targets: [(key: String, layer: LayerSpec)] = []
-        for t in state.tensors where Quantization.roles.contains(t.role) && Quantization.keepPattern(for: t.key, state.options.keep) == nil {
-            guard let spec = state.schema.tensor(t.key), let layer = state.schema.layer(spec.layer) else { continue }
-            targets.append((t.key, layer))
         }
         let network: CalibrationNetwork
         switch CalibrationNetwork.make(state) {
@@ -30,58 +26,76 @@ struct CollectInputMoments: ConversionPass {
         }
         let model = network.reference
 
-        // One accumulator per distinct input.
-        var signatures: [String] = []
-        var layerOfSignature: [LayerSpec] = []
-        var signatureOfKey: [String: Int] = [:]
-        for (key, layer) in targets {
-            let s = signature(layer)
-            if let i = signatures.firstIndex(of: s) { signatureOfKey[key] = i; continue }
-            signatures.append(s)
-            layerOfSignature.append(layer)
-            signatureOfKey[key] = signatures.count - 1
-        }
-        var accumulators = layerOfSignature.map { InputMoments(size: columns($0)) }
+        // One accumulator per input read by int8-bound weights, in the order the network reads them.
+        var groups: [(keys: [String], layer: LayerSpec)] = []
+        var accumulators: [InputMoments] = []
+        var ranges: [(low: Float, high: Float)] = []
+        var samples: [[Float]] = []
         var unavailable = Set<Int>()
-
         for i in 0..<settings.images {
             state.progress?("calibration: layer inputs of image \(i + 1) of \(settings.images)")
             let values = CalibrationImages.deadLeaves(seed: settings.gptqImageSeed(i), height: settings.height, width: settings.width)
             let image = try CalibrationNetwork.image(values, height: settings.height, width: settings.width)
-            let outputs = try model.forward(image: image, recordActivations: true)
-            let inputs = LayerInputs(schema: state.schema, image: image, outputs: outputs)
-            let maps = layerOfSignature.map { inputs.input(of: $0) }
-            var added = [Bool](repeating: false, count: layerOfSignature.count)
+            let inputs = try model.forward(image: image, recordLayerInputs: true).layerInputs.filter { input in
+                input.weightKeys.contains { state.plan.int8($0) }
+            }
+            if i == 0 {
+                for input in inputs {
+                    guard let spec = state.schema.tensor(input.weightKeys[0]), let layer = state.schema.layer(spec.layer) else {
+                        throw ConversionError.unexpectedTensor(key: input.weightKeys[0])
+                    }
+                    groups.append((input.weightKeys.filter { state.plan.int8($0) }, layer))
+                    accumulators.append(InputMoments(size: columns(layer)))
+                    ranges.append((.infinity, -.infinity))
+                    samples.append([])
+                }
+            }
+            guard inputs.count == groups.count else { throw ConversionError.unexpectedTensor(key: inputs.last?.weightKeys.first ?? "") }
+            var added = [Bool](repeating: false, count: groups.count)
             // Each accumulator is touched by one iteration only.
             accumulators.withUnsafeMutableBufferPointer { acc in
                 added.withUnsafeMutableBufferPointer { ok in
-                    let moments = acc.baseAddress!, flags = ok.baseAddress!
-                    DispatchQueue.concurrentPerform(iterations: layerOfSignature.count) { s in
-                        let layer = layerOfSignature[s]
-                        guard let map = maps[s], map.channels == layer.inChannels else { return }
-                        if layer.op == .linear {
-                            flags[s] = moments[s].addPositions(map.values, channels: map.channels)
-                        } else {
-                            flags[s] = moments[s].addConvolutionPatches(map.values, channels: map.channels, height: map.height, width: map.width,
-                                                                        kernel: layer.kernel ?? 0, stride: layer.stride ?? 0, padding: layer.padding ?? -1)
+                    ranges.withUnsafeMutableBufferPointer { bounds in
+                        let moments = acc.baseAddress!, flags = ok.baseAddress!, range = bounds.baseAddress!
+                        DispatchQueue.concurrentPerform(iterations: groups.count) { s in
+                            let layer = groups[s].layer, map = inputs[s].map
+                            guard map.channels == layer.inChannels else { return }
+                            for v in map.values {
+                                range[s].low = min(range[s].low, v)
+                                range[s].high = max(range[s].high, v)
+                            }
+                            if layer.op == .linear {
+                                flags[s] = moments[s].addPositions(map.values, channels: map.channels)
+                            } else {
+                                flags[s] = moments[s].addConvolutionPatches(map.values, channels: map.channels, height: map.height, width: map.width,
+                                                                            kernel: layer.kernel ?? 0, stride: layer.stride ?? 0, padding: layer.padding ?? -1)
+                            }
                         }
                     }
                 }
             }
             for (s, ok) in added.enumerated() where !ok { unavailable.insert(s) }
+            for s in groups.indices {
+                let values = inputs[s].map.values
+                let step = max(1, values.count / CollectInputMoments.samplesPerImage)
+                samples[s] += stride(from: 0, to: values.count, by: step).map { values[$0] }
+            }
         }
 
         var layers: [JSONValue] = []
-        for (s, layer) in layerOfSignature.enumerated() {
-            let keys = targets.filter { signatureOfKey[$0.key] == s }.map(\.key)
+        for (s, group) in groups.enumerated() {
             if unavailable.contains(s) {
-                layers.append(.object(["weights": json(keys), "moments": .null,
-                                       "reason": json("its input could not be rebuilt from the recorded activations; rounded to nearest")]))
+                layers.append(.object(["weights": json(group.keys), "moments": .null,
+                                       "reason": json("its input does not have the layer's shape; rounded to nearest")]))
                 continue
             }
-            for key in keys { state.moments[key] = accumulators[s] }
-            layers.append(.object(["weights": json(keys), "input": json(describeInput(layer)), "size": json(accumulators[s].size),
-                                   "vectors": json(accumulators[s].count)]))
+            for key in group.keys {
+                state.moments[key] = accumulators[s]
+                state.inputRanges[key] = ranges[s]
+                state.inputSamples[key] = samples[s]
+            }
+            layers.append(.object(["weights": json(group.keys), "size": json(accumulators[s].size), "vectors": json(accumulators[s].count),
+                                   "input_range": .array([.double(Double(ranges[s].low)), .double(Double(ranges[s].high))])]))
         }
         return .object([
             "ran": .bool(true),
@@ -93,18 +107,11 @@ struct CollectInputMoments: ConversionPass {
         ])
     }
 
+    /// Values of each input kept per image for fitting its int8 quantization.
+    static let samplesPerImage = 1 << 15
+
     /// Values each output of the layer multiplies: in x k x k for a conv, in for a linear.
     private func columns(_ layer: LayerSpec) -> Int {
         layer.op == .linear ? layer.inChannels : layer.inChannels * (layer.kernel ?? 1) * (layer.kernel ?? 1)
-    }
-
-    private func signature(_ layer: LayerSpec) -> String {
-        describeInput(layer) + "|\(layer.op.rawValue)|k\(layer.kernel ?? 0)|s\(layer.stride ?? 0)|p\(layer.padding ?? 0)|c\(layer.inChannels)"
-    }
-
-    private func describeInput(_ layer: LayerSpec) -> String {
-        layer.inputs.map { i in
-            ([i.layer ?? "$image"] + i.between.map(\.rawValue)).joined(separator: " -> ")
-        }.joined(separator: " + ")
     }
 }

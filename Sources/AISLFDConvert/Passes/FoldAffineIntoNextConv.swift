@@ -36,7 +36,7 @@ struct FoldAffineIntoNextConv: ConversionPass {
             }
 
             let weightKey = try convWeightKey(conv, state.schema)
-            if state.options.precision == .int8 && Quantization.keepPattern(for: weightKey, state.options.keep) == nil {
+            if state.plan.int8(weightKey) {
                 kept.append(.object(["layer": json(bn.name), "reason": json(
                     "\(weightKey) will be int8 with one scale per output channel, which cannot absorb the BatchNorm's per-input-channel scales without a large loss; the affine stays fp32")]))
                 continue

@@ -36,7 +36,7 @@ struct MixedPrecision: ConversionPass {
             return .object(["ran": .bool(false)])
         }
         let payload = state.source.reduce(0) { $0 + $1.elementCount } * 4
-        let budget = Int((fraction * Double(payload)).rounded(.down))
+        let budget = MixedPrecision.budget(state) ?? 0
         let base = state.tensors.reduce(0) { $0 + $1.fileBytes } + state.reservedBytes
         var record: JSONObject = [
             "budget_fraction": .double(fraction), "budget_bytes": json(budget), "source_payload_bytes": json(payload),
@@ -58,7 +58,11 @@ struct MixedPrecision: ConversionPass {
 
         var candidates: [Candidate] = []
         var notCandidates: [JSONValue] = []
-        for (i, t) in state.tensors.enumerated() where Quantization.roles.contains(t.role) && t.keptBy == nil {
+        for (i, t) in state.tensors.enumerated() where state.plan.quantized(t.key) {
+            guard state.int8Compute[t.key] == nil else {
+                notCandidates.append(.object(["key": json(t.key), "reason": json("computes in int8 (ChooseInt8Compute)")]))
+                continue
+            }
             switch t.stored {
             case .int8:
                 let fp16 = QuantizeFP16.convert(t.values)
@@ -139,6 +143,14 @@ struct MixedPrecision: ConversionPass {
         record["candidates"] = .array(rows)
         if !notCandidates.isEmpty { record["not_candidates"] = .array(notCandidates) }
         return .object(record)
+    }
+}
+
+extension MixedPrecision {
+    /// The size budget in bytes: its fraction of the source's fp32 payload; nil without calibration or budget.
+    static func budget(_ state: ConversionState) -> Int? {
+        guard state.options.calibrates, let fraction = state.options.effectiveSizeBudget else { return nil }
+        return Int((fraction * Double(state.source.reduce(0) { $0 + $1.elementCount } * 4)).rounded(.down))
     }
 }
 

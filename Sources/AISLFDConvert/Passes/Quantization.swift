@@ -24,11 +24,12 @@ enum Quantization {
         var signal = 0.0, noise = 0.0
         var worst: (key: String, db: Double)? = nil
         for i in state.tensors.indices {
-            guard roles.contains(state.tensors[i].role) else {
+            let decision = state.plan.decision(state.tensors[i].key)
+            guard decision.eligible else {
                 keptByRole += 1
                 continue
             }
-            if let pattern = keepPattern(for: state.tensors[i].key, state.options.keep) {
+            if let pattern = decision.keptBy {
                 state.tensors[i].keptBy = pattern
                 state.tensors[i].history.append("kept at fp32 by keep pattern \"\(pattern)\"")
                 keptByPattern.append(state.tensors[i].key)

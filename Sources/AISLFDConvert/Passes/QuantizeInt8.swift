@@ -1,4 +1,5 @@
 import AISLFDCore
+import AISLFDFormat
 import Dispatch
 
 /// Conv and linear weights to symmetric per-output-channel int8 (axis 0), fp32 scales:
@@ -22,9 +23,7 @@ struct QuantizeInt8: ConversionPass {
         state.progress?("calibration: rounding the int8 weights")
         let damping = state.options.calibration?.damping ?? GPTQ.defaultDamping
         // GPTQ per tensor is independent: run them side by side, then record in order.
-        let indices = state.tensors.indices.filter {
-            Quantization.roles.contains(state.tensors[$0].role) && Quantization.keepPattern(for: state.tensors[$0].key, state.options.keep) == nil
-        }
+        let indices = state.tensors.indices.filter { state.plan.int8(state.tensors[$0].key) }
         // Each task builds its layer's moment matrix once and uses it for the rounding and for
         // the two output-noise figures the history gives.
         struct Solved { var result: GPTQ.Result, count: Int, noise: Double, nearestNoise: Double }
@@ -39,7 +38,8 @@ struct QuantizeInt8: ConversionPass {
                 guard let g = GPTQ.quantize(weight: t.values, rows: rows, columns: columns, moments: matrix, damping: damping) else { return }
                 let nearest = QuantizeInt8.roundToNearest(t.values, channels: rows)
                 func noise(_ q: [Int8], _ scales: [Float]) -> Double {
-                    GPTQ.outputNoiseRatio(weight: t.values, stored: QuantizeInt8.dequantize(q, scales), rows: rows, columns: columns, moments: matrix)
+                    GPTQ.outputNoiseRatio(weight: t.values, stored: AISWDequantize.int8(q, scales: scales, rows: rows, group: 0),
+                                          rows: rows, columns: columns, moments: matrix)
                 }
                 results[n] = Solved(result: g, count: m.count, noise: noise(g.values, g.scales), nearestNoise: noise(nearest.values, nearest.scales))
             }
@@ -101,10 +101,5 @@ struct QuantizeInt8: ConversionPass {
             }
         }
         return (q, scales)
-    }
-
-    static func dequantize(_ q: [Int8], _ scales: [Float]) -> [Float] {
-        let per = scales.isEmpty ? 0 : q.count / scales.count
-        return q.enumerated().map { j, v in per == 0 ? 0 : Float(v) * scales[j / per] }
     }
 }

@@ -12,6 +12,29 @@ struct CPUKernels: Kernels, Sendable {
     /// Portable path: floats of im2col buffer per thread. CKernels path: when
     /// set, output positions per band (forces many bands; for tests).
     var columnBudget: Int? = nil
+    /// Output tile side of Winograd 3x3 convolutions (2 or 4), 0 for direct
+    /// ones only (see `winogradTile(for:)`).
+    var winogradTile = 4
+    /// Winograd only where the products, not the transforms, dominate (not
+    /// VGG's 3 -> 64 layer); tests lower it to run Winograd on small fixtures.
+    var winogradMinimumInChannels = 16
+
+    /// F(4x4) where the network keeps its outputs within 1e-5 of PyTorch's with
+    /// it, F(2x2) for PSA models: F(4x4) rounds a few times more (its
+    /// transforms multiply by up to 8 and 1/24), and PSA's softmax amplifies the
+    /// error of the maps it attends over (aislfd-a 2e-5 with F(4x4), 8e-6 with
+    /// F(2x2)). AISLFD_WINOGRAD=0|2|4 overrides it (benchmarks, error measurements).
+    static func winogradTile(for architecture: Architecture) -> Int {
+        switch ProcessInfo.processInfo.environment["AISLFD_WINOGRAD"] {
+        case "0": return 0
+        case "2": return 2
+        case "4": return 4
+        default: return architecture.meta == .psa ? 2 : 4
+        }
+    }
+
+    /// The convolutions' scratch buffers, shared by every layer of a model.
+    let scratch = ScratchPool()
 
     init(_ configuration: RuntimeConfiguration) {
         level = configuration.simd
@@ -19,11 +42,21 @@ struct CPUKernels: Kernels, Sendable {
     }
 
     func makeConvolution(_ geometry: ConvGeometry, weight: [Float], epilogue: Epilogue) -> Convolution {
+        let made = makeUntimedConvolution(geometry, weight: weight, epilogue: epilogue)
+        return LayerTimes.isEnabled ? TimedConvolution(made) : made
+    }
+
+    private func makeUntimedConvolution(_ geometry: ConvGeometry, weight: [Float], epilogue: Epilogue) -> Convolution {
         if level == .portable {
             return GEMMConvolution(geometry, weight: weight, epilogue: epilogue,
                                    columnBudget: columnBudget ?? GEMMConvolution.defaultColumnBudget, workers: workers)
         }
-        return DirectConvolution(geometry, weight: weight, epilogue: epilogue, level: level, workers: workers, bandPositions: columnBudget ?? 0)
+        if winogradTile > 0, WinogradConvolution.computes(geometry), geometry.inChannels >= winogradMinimumInChannels {
+            return WinogradConvolution(geometry, weight: weight, epilogue: epilogue, level: level, workers: workers, tile: winogradTile,
+                                       scratch: scratch)
+        }
+        return DirectConvolution(geometry, weight: weight, epilogue: epilogue, level: level, workers: workers,
+                                 bandPositions: columnBudget ?? 0, scratch: scratch)
     }
 
     func averagePool2x2(_ x: FeatureMap) -> FeatureMap { AveragePool.pool2x2(x, workers: workers) }
@@ -92,10 +125,12 @@ struct CPUKernels: Kernels, Sendable {
     }
 
     func attention(_ projections: FeatureMap, scale: Float) -> FeatureMap {
-        if level == .portable {
-            return BlockAttention.apply(projections, scale: scale, budget: attentionBudget, workers: workers)
+        LayerTimes.time("attention") {
+            if level == .portable {
+                return BlockAttention.apply(projections, scale: scale, budget: attentionBudget, workers: workers)
+            }
+            return PackedAttention.apply(projections, scale: scale, budget: attentionBudget, level: level, workers: workers)
         }
-        return PackedAttention.apply(projections, scale: scale, budget: attentionBudget, level: level, workers: workers)
     }
 
     func gridSample(_ map: FeatureMap, gridX: [Float], gridY: [Float]) -> [Float] {

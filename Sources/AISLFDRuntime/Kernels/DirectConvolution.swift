@@ -14,16 +14,18 @@ final class DirectConvolution: Convolution {
     let bandPositions: Int
     let workers: Workers
     private let packed: UnsafeMutableBufferPointer<Float>
-    /// scale, bias, post scale, post shift (each `outChannels` long where present), kept at a fixed address.
-    private let epilogueValues: UnsafeMutableBufferPointer<Float>
-    private let epilogue: ckernels_epilogue
+    private let epilogue: StoredEpilogue
     /// The output of the previous call, written over by the next call of the
     /// same size: fresh memory costs the kernel zeroing every page, which took
     /// ~10% of a pass at 480 x 640. Copy-on-write keeps any map still held elsewhere intact.
     private let lastOutput = ReusableBuffer()
 
-    init(_ geometry: ConvGeometry, weight: [Float], epilogue e: Epilogue, level: SIMDLevel, workers: Workers, bandPositions: Int = 0) {
+    private let scratch: ScratchPool
+
+    init(_ geometry: ConvGeometry, weight: [Float], epilogue e: Epilogue, level: SIMDLevel, workers: Workers, bandPositions: Int = 0,
+         scratch: ScratchPool) {
         self.geometry = geometry
+        self.scratch = scratch
         self.level = level
         self.bandPositions = bandPositions
         self.workers = workers
@@ -34,25 +36,10 @@ final class DirectConvolution: Convolution {
             ckernels_pack(lvl, w.baseAddress!, k, 1, Int32(geometry.outChannels), Int32(k), 1, packed.baseAddress!)
         }
         self.packed = packed
-        let parts = [e.scale, e.bias, e.post?.scale, e.post?.shift]
-        let values = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, parts.reduce(0) { $0 + ($1?.count ?? 0) }))
-        epilogueValues = values
-        var pointers: [UnsafePointer<Float>?] = []
-        var next = values.baseAddress!
-        for part in parts {
-            guard let part else { pointers.append(nil); continue }
-            next.initialize(from: part, count: part.count)
-            pointers.append(UnsafePointer(next))
-            next += part.count
-        }
-        epilogue = ckernels_epilogue(scale: pointers[0], bias: pointers[1], relu: e.relu ? 1 : 0,
-                                     post_scale: pointers[2], post_shift: pointers[3])
+        epilogue = StoredEpilogue(e)
     }
 
-    deinit {
-        packed.deallocate()
-        epilogueValues.deallocate()
-    }
+    deinit { packed.deallocate() }
 
     private var isPointwise: Bool { geometry.kernel == 1 && geometry.stride == 1 && geometry.padding == 0 }
 
@@ -141,10 +128,10 @@ final class DirectConvolution: Convolution {
         }
         let bandCount = (outH + bandRows - 1) / bandRows
         let outC = g.outChannels, pooledW = outW / 2, pooledPlane = (outH / 2) * pooledW
+        let bandOutputs = pooled ? outC * bandRows * outW : 0
         workers.forEachChunk(bandCount) { range in
-            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: window.count)
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: pooled ? outC * bandRows * outW : 0)
-            defer { buffer.deallocate(); scratch.deallocate() }
+          self.scratch.withBuffer(window.count + bandOutputs) { buffer in
+            let scratch = buffer + window.count
             for band in range {
                 let oy0 = band * bandRows, rows = min(bandRows, outH - oy0)
                 window.fill(buffer, from: input, height: height, firstOutputRow: oy0, outputRows: rows)
@@ -163,6 +150,7 @@ final class DirectConvolution: Convolution {
                     }
                 }
             }
+          }
         }
     }
 
@@ -171,10 +159,11 @@ final class DirectConvolution: Convolution {
 
     private func multiply(rows: Int, n: Int, k: Int, b: UnsafePointer<Float>, bRow: Int, offsets: [Int],
                           c: UnsafeMutablePointer<Float>, cMatrixRow: Int, cRow: Int) {
-        var e = epilogue
         offsets.withUnsafeBufferPointer { o in
-            ckernels_gemm(Int32(level.rawValue), Int32(geometry.outChannels), Int32(rows), Int32(n), Int32(k),
-                          packed.baseAddress!, b, bRow, o.baseAddress!, c, cMatrixRow, cRow, &e)
+            epilogue.withPointer { e in
+                ckernels_gemm(Int32(level.rawValue), Int32(geometry.outChannels), Int32(rows), Int32(n), Int32(k),
+                              packed.baseAddress!, b, bRow, o.baseAddress!, c, cMatrixRow, cRow, e)
+            }
         }
     }
 
@@ -188,6 +177,35 @@ final class DirectConvolution: Convolution {
         workers.forEachChunk(bands) { range in
             for i in range { body((i * band)..<min(count, (i + 1) * band)) }
         }
+    }
+}
+
+/// An `Epilogue` as the C kernels take it: scale, bias, post scale and post
+/// shift (each `outChannels` long where present) copied to memory of their own,
+/// at a fixed address for the life of the convolution.
+final class StoredEpilogue: @unchecked Sendable {
+    private let values: UnsafeMutableBufferPointer<Float>
+    private let epilogue: ckernels_epilogue
+
+    init(_ e: Epilogue) {
+        let parts = [e.scale, e.bias, e.post?.scale, e.post?.shift]
+        values = .allocate(capacity: max(1, parts.reduce(0) { $0 + ($1?.count ?? 0) }))
+        var pointers: [UnsafePointer<Float>?] = []
+        var next = values.baseAddress!
+        for part in parts {
+            guard let part else { pointers.append(nil); continue }
+            next.initialize(from: part, count: part.count)
+            pointers.append(UnsafePointer(next))
+            next += part.count
+        }
+        epilogue = ckernels_epilogue(scale: pointers[0], bias: pointers[1], relu: e.relu ? 1 : 0,
+                                     post_scale: pointers[2], post_shift: pointers[3])
+    }
+
+    deinit { values.deallocate() }
+
+    func withPointer<R>(_ body: (UnsafePointer<ckernels_epilogue>) -> R) -> R {
+        withUnsafePointer(to: epilogue, body)
     }
 }
 

@@ -8,7 +8,7 @@ public struct KernelOps: Sendable {
     /// Outputs larger than this many floats are refused.
     public static let maximumElements = 1 << 30
 
-    private let kernels: CPUKernels
+    let kernels: CPUKernels
 
     public init(_ configuration: RuntimeConfiguration = RuntimeConfiguration()) {
         kernels = CPUKernels(configuration)
@@ -17,11 +17,13 @@ public struct KernelOps: Sendable {
     /// Conv2d (PyTorch's cross-correlation, zero padding) followed by the
     /// epilogue the models use: `v = acc * preScale + bias`, optional ReLU,
     /// then `v * postScale + postShift`. `columnBudget` (floats) bounds the
-    /// im2col buffer; small values force many bands.
+    /// im2col buffer; small values force many bands. `winogradTile` (0, 2 or
+    /// 4) chooses a 3x3 stride-1 convolution's algorithm (nil: as the models
+    /// do); with `pooled`, the 2x2 average pooling is fused as the models fuse it.
     public func conv2d(_ input: FeatureMap, weight: WeightTensor, bias: [Float]? = nil, stride: Int = 1,
                               padding: Int = 0, preScale: [Float]? = nil, relu: Bool = false,
                               postScale: [Float]? = nil, postShift: [Float]? = nil,
-                              columnBudget: Int? = nil) throws -> FeatureMap {
+                              columnBudget: Int? = nil, winogradTile: Int? = nil, pooled: Bool = false) throws -> FeatureMap {
         guard weight.shape.count == 4, weight.shape[1] == input.channels, weight.shape[2] == weight.shape[3],
               weight.shape.allSatisfy({ $0 > 0 }), stride > 0, padding >= 0,
               weight.values.count == (try? Checked.elementCount(weight.shape))
@@ -40,10 +42,35 @@ public struct KernelOps: Sendable {
                                 post: postScale.map { ChannelAffine(scale: $0, shift: postShift ?? []) })
         var kernels = kernels
         if let columnBudget { kernels.columnBudget = max(1, columnBudget) }
-        return kernels.makeConvolution(geometry, weight: weight.values, epilogue: epilogue).apply(input)
+        if let winogradTile {
+            guard [0, 2, 4].contains(winogradTile) else { throw RuntimeError.wrongShape(tensor: "winograd tile", expected: [4], found: [winogradTile]) }
+            kernels.winogradTile = winogradTile
+            kernels.winogradMinimumInChannels = 1
+        }
+        let conv = kernels.makeConvolution(geometry, weight: weight.values, epilogue: epilogue)
+        return pooled ? conv.applyThenPool2x2(input) : conv.apply(input)
     }
 
     public func averagePool2x2(_ x: FeatureMap) -> FeatureMap { kernels.averagePool2x2(x) }
+
+    /// `averagePool2x2(second(first(input)))` for two 3x3 convolutions (stride 1,
+    /// padding 1, bias and ReLU) run band by band as VGG's first block runs,
+    /// `bandFloats` floats of `first`'s output per band.
+    public func bandedConvolutionsThenPool2x2(_ input: FeatureMap, first: (WeightTensor, [Float]), second: (WeightTensor, [Float]),
+                                              bandFloats: Int) throws -> FeatureMap {
+        func make(_ w: WeightTensor, _ b: [Float], _ channels: Int, _ name: String) throws -> Convolution {
+            guard w.shape.count == 4, w.shape[1] == channels, w.shape[2] == 3, w.shape[3] == 3, w.shape[0] > 0,
+                  w.values.count == w.shape.reduce(1, *), b.count == w.shape[0] else {
+                throw RuntimeError.wrongShape(tensor: name, expected: [b.count, channels, 3, 3], found: w.shape)
+            }
+            return kernels.makeConvolution(ConvGeometry(inChannels: channels, outChannels: w.shape[0], kernel: 3, padding: 1),
+                                           weight: w.values, epilogue: Epilogue(bias: b, relu: true))
+        }
+        try requireValues(input, "input")
+        let a = try make(first.0, first.1, input.channels, "first.weight")
+        let b = try make(second.0, second.1, first.0.shape[0], "second.weight")
+        return BandedConvolutions.thenPool2x2(input, a, b, workers: kernels.workers, bandFloats: max(1, bandFloats))
+    }
 
     /// Every op below needs at least one value to work on.
     private func requireValues(_ x: FeatureMap, _ name: String) throws {

@@ -5,6 +5,8 @@ protocol Kernels {
     /// Prepares a convolution once, at load (packing weights is the
     /// implementation's business). `weight` is PyTorch's `[out, in, k, k]`.
     func makeConvolution(_ geometry: ConvGeometry, weight: [Float], epilogue: Epilogue) -> Convolution
+    /// The same convolution computed in int8 (`Int8Convolution`): u8 inputs, s8 weights, int32 sums.
+    func makeInt8Convolution(_ geometry: ConvGeometry, layer: Int8Layer, epilogue: Epilogue) -> Convolution
 
     /// 2x2 average pooling, stride 2, floor mode.
     func averagePool2x2(_ x: FeatureMap) -> FeatureMap

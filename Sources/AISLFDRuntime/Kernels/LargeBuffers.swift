@@ -40,9 +40,15 @@ enum LargeBuffers {
 /// outputs), writing into the array copies it first (copy-on-write), so the
 /// caller's values never change. Safe for concurrent forward passes: a second
 /// caller while the buffer is out simply gets a fresh array.
+///
+/// Arrays above `largestKept` floats are not kept: a layer's output on a
+/// large photo (130 MB at 1920 x 1080) held until the next pass would add up,
+/// over the layers, to more than the pass itself needs.
 final class ReusableBuffer: @unchecked Sendable {
     private let lock = NSLock()
     private var stored: [Float] = []
+    /// 64 MB: every output at 480 x 640 is kept.
+    static let largestKept = 16 << 20
 
     func take(count: Int) -> [Float] {
         lock.lock()
@@ -54,7 +60,46 @@ final class ReusableBuffer: @unchecked Sendable {
 
     func keep(_ array: [Float]) {
         lock.lock()
-        stored = array
+        stored = array.count <= ReusableBuffer.largestKept ? array : []
+        lock.unlock()
+    }
+}
+
+/// Scratch memory of the kernels' workers, kept between calls and passes: a
+/// buffer freed and allocated again each band would come back as fresh pages
+/// the system zeroes first (a fifth of a pass at 480 x 640). One pool serves
+/// every layer of a model (layers run one after another, so it holds about one
+/// layer's scratch per thread); buffers are handed out whole to one caller at a
+/// time, so concurrent passes simply get more of them.
+final class ScratchPool: @unchecked Sendable {
+    private let lock = NSLock()
+    private var free: [UnsafeMutableBufferPointer<Float>] = []
+
+    deinit { for b in free { b.deallocate() } }
+
+    /// Runs `body` with a buffer of at least `count` floats (zeroed when new;
+    /// afterwards holding whatever the last user left).
+    func withBuffer<R>(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> R) -> R {
+        let buffer = take(max(1, count))
+        defer { give(buffer) }
+        return body(buffer.baseAddress!)
+    }
+
+    private func take(_ count: Int) -> UnsafeMutableBufferPointer<Float> {
+        lock.lock()
+        // The smallest one that fits; else the largest is replaced by a bigger one.
+        let fitting = free.indices.filter { free[$0].count >= count }.min { free[$0].count < free[$1].count }
+        if let i = fitting { let b = free.remove(at: i); lock.unlock(); return b }
+        if let i = free.indices.max(by: { free[$0].count < free[$1].count }) { free.remove(at: i).deallocate() }
+        lock.unlock()
+        let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+        b.initialize(repeating: 0)
+        return b
+    }
+
+    private func give(_ buffer: UnsafeMutableBufferPointer<Float>) {
+        lock.lock()
+        free.append(buffer)
         lock.unlock()
     }
 }

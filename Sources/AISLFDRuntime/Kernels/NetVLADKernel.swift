@@ -31,7 +31,7 @@ enum NetVLADKernel {
                                     v[d] = weightedResidualSum(weights, xs.baseAddress! + (t * channels + d) * q, count: q,
                                                                centre: centroids[k * channels + d])
                                 }
-                                normalize(v, count: channels)
+                                normalizeL2(v, count: channels)
                             }
                         }
                     }
@@ -40,7 +40,7 @@ enum NetVLADKernel {
         }
         var out = FeatureMap.zeros(channels: dimension, height: grid, width: grid)
         for t in 0..<tiles {
-            vlads.withUnsafeMutableBufferPointer { normalize($0.baseAddress! + t * dimension, count: dimension) }
+            vlads.withUnsafeMutableBufferPointer { normalizeL2($0.baseAddress! + t * dimension, count: dimension) }
             for i in 0..<dimension { out.values[i * tiles + t] = vlads[t * dimension + i] }
         }
         return out
@@ -88,13 +88,6 @@ enum NetVLADKernel {
         }
     }
 
-    /// `F.normalize` of `count` floats.
-    static func normalize(_ v: UnsafeMutablePointer<Float>, count: Int) {
-        var sum: Double = 0
-        for i in 0..<count { sum += Double(v[i]) * Double(v[i]) }
-        let norm = max(Float(sum.squareRoot()), 1e-12)
-        for i in 0..<count { v[i] /= norm }
-    }
 }
 
 /// A map's values regrouped by the tiles of a grid x grid split: tile t

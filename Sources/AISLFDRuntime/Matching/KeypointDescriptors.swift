@@ -77,11 +77,8 @@ func sampleNormalized(_ map: FeatureMap, at keypoints: [Keypoint], imageHeight: 
 /// `F.normalize` of each `width`-long row.
 func normalizedRows(_ rows: [Float], width: Int) -> [Float] {
     var out = rows
-    for start in stride(from: 0, to: rows.count, by: width) {
-        var sum: Float = 0
-        for i in start..<(start + width) { sum += rows[i] * rows[i] }
-        let norm = max(sum.squareRoot(), 1e-12)
-        for i in start..<(start + width) { out[i] = rows[i] / norm }
+    out.withUnsafeMutableBufferPointer { v in
+        for start in stride(from: 0, to: v.count, by: width) { normalizeL2(v.baseAddress! + start, count: width) }
     }
     return out
 }

@@ -14,23 +14,25 @@ final class LISRDHeads: HeadsModule {
         let first = ConvGeometry(inChannels: inChannels, outChannels: hidden, kernel: 3, padding: 1)
         let second = ConvGeometry(inChannels: hidden, outChannels: descriptorChannels, kernel: 1)
         var weight: [Float] = [], bias: [Float] = [], postScale: [Float] = [], postShift: [Float] = []
-        var seconds: [Convolution] = [], names: [String?] = []
+        var seconds: [Convolution] = [], names: [String?] = [], forms: [LayerForm] = []
         for v in Variant.allCases {
             let base = "illum_\(v.illumination)_rot_\(v.rotation)"
             let conv1 = try loader.convolution("conv_\(base)_1", first, biasRequired: true)
             let bn = try loader.batchNorm("bn_\(base)_1", channels: hidden)
             let conv2 = try loader.convolution("conv_\(base)_2", second, biasRequired: true)
             weight += conv1.weight
+            forms.append(try loader.layer("conv_\(base)_1", first))
             bias += conv1.bias ?? []
             postScale += bn?.scale ?? [Float](repeating: 1, count: hidden)
             postShift += bn?.shift ?? [Float](repeating: 0, count: hidden)
             names.append(bn == nil ? nil : "bn_\(base)_1")
-            seconds.append(kernels.makeConvolution(second, weight: conv2.weight, epilogue: Epilogue(bias: conv2.bias)))
+            seconds.append(kernels.makeConvolution(second, weight: conv2.weight, epilogue: Epilogue(bias: conv2.bias),
+                                                   form: try loader.layer("conv_\(base)_2", second)))
         }
         var combined = first
         combined.outChannels = hidden * Variant.allCases.count
         firstConvs = kernels.makeConvolution(combined, weight: weight, epilogue: Epilogue(
-            bias: bias, relu: true, post: ChannelAffine(scale: postScale, shift: postShift)))
+            bias: bias, relu: true, post: ChannelAffine(scale: postScale, shift: postShift)), form: LayerForm.stacked(forms))
         secondConvs = seconds
         activationNames = names
     }

@@ -22,12 +22,14 @@ final class MSFEBackbone: BackboneModule {
             let conv = try loader.convolution("msfe.\(name).conv", geometry, biasRequired: false)
             let bn = try loader.batchNorm("msfe.\(name).bn", channels: outChannels)
             let prepared = convBatchNormReLU(conv, bn, channels: outChannels)
-            return kernels.makeConvolution(geometry, weight: prepared.weight, epilogue: prepared.epilogue)
+            return kernels.makeConvolution(geometry, weight: prepared.weight, epilogue: prepared.epilogue,
+                                           form: try loader.layer("msfe.\(name).conv", geometry))
         }
         func lateral(_ name: String, _ inChannels: Int) throws -> Convolution {
             let geometry = ConvGeometry(inChannels: inChannels, outChannels: MSFEBackbone.fusedChannels, kernel: 1)
             let conv = try loader.convolution("msfe.\(name)", geometry, biasRequired: true)
-            return kernels.makeConvolution(geometry, weight: conv.weight, epilogue: Epilogue(bias: conv.bias))
+            return kernels.makeConvolution(geometry, weight: conv.weight, epilogue: Epilogue(bias: conv.bias),
+                                           form: try loader.layer("msfe.\(name)", geometry))
         }
         blocks = try MSFEBackbone.blocks.map { ($0.name, try block($0.name, $0.inChannels, $0.outChannels, stride: $0.stride)) }
         lateral2 = try lateral("lateral2", 128)

@@ -12,7 +12,7 @@ final class MSFEHeads: HeadsModule {
         let first = ConvGeometry(inChannels: inChannels, outChannels: hidden, kernel: 3, padding: 1)
         let second = ConvGeometry(inChannels: hidden, outChannels: descriptorChannels, kernel: 1)
         var weight: [Float] = [], scale: [Float] = [], bias: [Float] = []
-        var seconds: [Convolution] = []
+        var seconds: [Convolution] = [], forms: [LayerForm] = []
         for v in Variant.allCases {
             let prefix = "msfe.heads.\(v.rawValue)"
             let conv1 = try loader.convolution("\(prefix).conv1", first, biasRequired: false)
@@ -20,13 +20,16 @@ final class MSFEHeads: HeadsModule {
             let conv2 = try loader.convolution("\(prefix).conv2", second, biasRequired: true)
             let prepared = convBatchNormReLU(conv1, bn, channels: hidden)
             weight += prepared.weight
+            forms.append(try loader.layer("\(prefix).conv1", first))
             scale += prepared.epilogue.scale ?? [Float](repeating: 1, count: hidden)
             bias += prepared.epilogue.bias ?? [Float](repeating: 0, count: hidden)
-            seconds.append(kernels.makeConvolution(second, weight: conv2.weight, epilogue: Epilogue(bias: conv2.bias)))
+            seconds.append(kernels.makeConvolution(second, weight: conv2.weight, epilogue: Epilogue(bias: conv2.bias),
+                                                   form: try loader.layer("\(prefix).conv2", second)))
         }
         var combined = first
         combined.outChannels = hidden * Variant.allCases.count
-        firstConvs = kernels.makeConvolution(combined, weight: weight, epilogue: Epilogue(scale: scale, bias: bias, relu: true))
+        firstConvs = kernels.makeConvolution(combined, weight: weight, epilogue: Epilogue(scale: scale, bias: bias, relu: true),
+                                             form: LayerForm.stacked(forms))
         secondConvs = seconds
     }
 

@@ -18,7 +18,8 @@ final class NetVLADMeta: MetaModule {
             let prefix = "vlad_\(v.rawValue)"
             centres.append(try loader.tensor("\(prefix).centroids", shape: [NetVLADMeta.clusters, descriptorChannels]))
             let conv = try loader.convolution("\(prefix).conv", geometry, biasRequired: true)
-            convs.append(kernels.makeConvolution(geometry, weight: conv.weight, epilogue: Epilogue(bias: conv.bias)))
+            convs.append(kernels.makeConvolution(geometry, weight: conv.weight, epilogue: Epilogue(bias: conv.bias),
+                                                 form: try loader.layer("\(prefix).conv", geometry)))
         }
         assignment = convs
         centroids = centres

@@ -13,13 +13,14 @@ final class PSAMeta: MetaModule {
         let c = descriptorChannels
         var convs: [Convolution] = []
         for v in Variant.allCases {
-            var weight: [Float] = [], bias: [Float] = []
+            var weight: [Float] = [], bias: [Float] = [], forms: [LayerForm] = []
+            let geometry = ConvGeometry(inChannels: c, outChannels: 3 * c, kernel: 1)
             for name in ["query", "key", "value"] {
                 weight += try loader.tensor("psa.\(v.rawValue).\(name).weight", shape: [c, c])
                 bias += try loader.tensor("psa.\(v.rawValue).\(name).bias", shape: [c])
+                forms.append(try loader.layer("psa.\(v.rawValue).\(name)", ConvGeometry(inChannels: c, outChannels: c, kernel: 1)))
             }
-            let geometry = ConvGeometry(inChannels: c, outChannels: 3 * c, kernel: 1)
-            convs.append(kernels.makeConvolution(geometry, weight: weight, epilogue: Epilogue(bias: bias)))
+            convs.append(kernels.makeConvolution(geometry, weight: weight, epilogue: Epilogue(bias: bias), form: LayerForm.stacked(forms)))
         }
         projections = convs
     }

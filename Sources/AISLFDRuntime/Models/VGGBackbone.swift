@@ -27,13 +27,22 @@ final class VGGBackbone: BackboneModule {
             let bnName = "_backbone._bn\(spec.name)"
             let bn = try loader.batchNorm(bnName, channels: spec.outChannels)
             let epilogue = Epilogue(bias: conv.bias, relu: true, post: bn)
-            return Layer(conv: kernels.makeConvolution(geometry, weight: conv.weight, epilogue: epilogue),
+            return Layer(conv: kernels.makeConvolution(geometry, weight: conv.weight, epilogue: epilogue,
+                                                       form: try loader.layer("_backbone._conv\(spec.name)", geometry)),
                          activationName: bn == nil ? nil : bnName, poolAfter: spec.poolAfter)
         }
     }
 
     func forward(_ image: FeatureMap, _ recorder: ActivationRecorder) -> FeatureMap {
         var x = image
+        var layers = self.layers[...]
+        // The first block (two convolutions, then pooling) band by band: its
+        // full-resolution maps exist only when they are recorded (activations, or
+        // each convolution's whole input for calibration).
+        if !recorder.enabled, LayerInputRecorder.current == nil, layers.count >= 2, !layers[0].poolAfter, layers[1].poolAfter {
+            x = BandedConvolutions.thenPool2x2(x, layers[0].conv, layers[1].conv, workers: layers[0].conv.workers)
+            layers = layers.dropFirst(2)
+        }
         for layer in layers {
             // The pre-pool activation exists only when it is recorded.
             if layer.poolAfter && !(recorder.enabled && layer.activationName != nil) {

@@ -20,13 +20,6 @@ func readPPM(_ path: String) throws -> (pixels: [UInt8], height: Int, width: Int
     return (Array(bytes[(i + 1)..<(i + 1 + width * height * 3)]), height, width)
 }
 
-/// Keypoints on a grid (an app would bring its detector's).
-func grid(height: Int, width: Int, step: Int) -> [Keypoint] {
-    stride(from: step / 2, to: height, by: step).flatMap { y in
-        stride(from: step / 2, to: width, by: step).map { x in Keypoint(x: Float(x), y: Float(y)) }
-    }
-}
-
 let arguments = CommandLine.arguments
 guard arguments.count == 4 else {
     FileHandle.standardError.write(Data("usage: match-photos MODEL.aisw A.ppm B.ppm\n".utf8))
@@ -38,7 +31,8 @@ do {
     for path in arguments[2...3] {
         let ppm = try readPPM(path)
         let image = try Image(rgb: ppm.pixels, height: ppm.height, width: ppm.width)
-        described.append(try model.forward(image: image).describe(grid(height: ppm.height, width: ppm.width, step: 8)))
+        let keypoints = CornerDetector.detect(image: image).prefix(500).map(\.keypoint)   // the strongest 500 corners
+        described.append(try model.forward(image: image).describe(Array(keypoints)))
     }
     let matches = try Matching.mutualNearestNeighbours(described[0], described[1])
     print("\(model.architecture.rawValue) \(model.precision.rawValue): \(matches.count) matches of \(described[0].count) x \(described[1].count) keypoints")

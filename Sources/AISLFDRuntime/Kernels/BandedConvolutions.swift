@@ -1,0 +1,44 @@
+/// `averagePool2x2(second(first(x)))` for two 3x3 stride-1 convolutions with
+/// padding 1, band by band of output rows, so neither full-resolution map
+/// exists whole: VGG's first block on a 1920 x 1080 photo would otherwise
+/// hold two 530 MB maps. Each band reads its input rows with a halo of two
+/// rows (one per convolution), whose values at the band's edges are computed
+/// but dropped; the rest are the same convolutions of the same values.
+enum BandedConvolutions {
+    /// Floats of `first`'s output per band (32 MB): a few bands at 480 x 640,
+    /// ~70 rows of a 1920-wide image.
+    static let bandFloats = 8 << 20
+
+    static func thenPool2x2(_ x: FeatureMap, _ first: Convolution, _ second: Convolution, workers: Workers,
+                            bandFloats: Int = BandedConvolutions.bandFloats) -> FeatureMap {
+        let h = x.height, w = x.width, pooledH = h / 2, pooledW = w / 2
+        let bandPooledRows = max(1, bandFloats / max(1, 2 * first.geometry.outChannels * w))
+        guard bandPooledRows < pooledH, pooledW > 0 else { return second.applyThenPool2x2(first.apply(x)) }
+        let channels = second.geometry.outChannels
+        var out = FeatureMap.uninitialized(channels: channels, height: pooledH, width: pooledW)
+        for p0 in stride(from: 0, to: pooledH, by: bandPooledRows) {
+            let p1 = min(pooledH, p0 + bandPooledRows)
+            // second's rows 2p0 ..< 2p1 need first's rows c ..< d, which need input rows a ..< b.
+            let c = max(0, 2 * p0 - 1), d = min(h, 2 * p1 + 1)
+            let a = max(0, c - 1), b = min(h, d + 1)
+            let middle = first.apply(x.rowSlice(a..<b)).rowSlice((c - a)..<(d - a))
+            let band = second.apply(middle)
+            let skip = 2 * p0 - c
+            band.values.withUnsafeBufferPointer { input in
+                out.values.withUnsafeMutableBufferPointer { output in
+                    let src = input.baseAddress!, dst = output.baseAddress!
+                    workers.forEachChunk(channels) { range in
+                        for ch in range {
+                            let plane = src + ch * band.planeSize
+                            for r in 0..<(p1 - p0) {
+                                AveragePool.poolRows(plane + (skip + 2 * r) * w, plane + (skip + 2 * r + 1) * w,
+                                                     into: dst + ch * pooledH * pooledW + (p0 + r) * pooledW, count: pooledW)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+}

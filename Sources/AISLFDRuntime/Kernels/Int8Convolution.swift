@@ -1,0 +1,279 @@
+import CKernels
+
+/// How a convolution's input becomes unsigned bytes when it computes in int8:
+/// `q = clamp(round_half_even(x / scale) + zeroPoint, 0, 255)`, so `x ≈ scale * (q - zeroPoint)`
+/// (zero is exact: padding is the byte `zeroPoint`).
+public struct ActivationQuantization: Sendable, Equatable {
+    public var scale: Float
+    public var zeroPoint: Int
+
+    public init(scale: Float, zeroPoint: Int) {
+        self.scale = scale
+        self.zeroPoint = zeroPoint
+    }
+
+    /// The asymmetric quantization covering `low ... high` (0 is always inside, so it stays
+    /// exact); nil for a range no finite positive scale covers.
+    public init?(low: Float, high: Float) {
+        let lo = min(low, 0), hi = max(high, 0)
+        let scale = (hi - lo) / 255
+        guard scale.isFinite, scale > 0 else { return nil }
+        self.scale = scale
+        zeroPoint = Int(min(max((-lo / scale).rounded(.toNearestOrEven), 0), 255))
+    }
+}
+
+/// A convolution that computes in int8: its weights as stored (symmetric per output
+/// channel, `w ≈ q * scales[o]`, `[out, in, k, k]`) and how its input is quantized.
+public struct Int8Layer: Sendable, Equatable {
+    public var weight: [Int8]
+    public var scales: [Float]
+    public var input: ActivationQuantization
+
+    public init(weight: [Int8], scales: [Float], input: ActivationQuantization) {
+        self.weight = weight
+        self.scales = scales
+        self.input = input
+    }
+
+}
+
+/// What the models know of a convolution beyond its fp32 weights: the weight keys of the
+/// layers it computes (one, or several stacked that read the same input) and, when they
+/// compute in int8, their int8 form.
+struct LayerForm {
+    var weightKeys: [String]
+    var int8: Int8Layer?
+
+    /// Layers that read the same input as one with their outputs stacked (the heads' four
+    /// first convs, a PSA's query, key and value); int8 only if all are, with one input quantization.
+    static func stacked(_ forms: [LayerForm]) -> LayerForm {
+        var int8: Int8Layer? = forms.first?.int8
+        for form in forms.dropFirst() {
+            guard let layer = form.int8, layer.input == int8?.input else { int8 = nil; break }
+            int8?.weight += layer.weight
+            int8?.scales += layer.scales
+        }
+        return LayerForm(weightKeys: forms.flatMap(\.weightKeys), int8: int8)
+    }
+}
+
+extension Kernels {
+    /// The int8 convolution where the weights say this layer computes in int8, else the fp32
+    /// one; named, so a pass that records layer inputs can say whose input each map is.
+    func makeConvolution(_ geometry: ConvGeometry, weight: [Float], epilogue: Epilogue, form: LayerForm) -> Convolution {
+        let conv = form.int8.map { makeInt8Convolution(geometry, layer: $0, epilogue: epilogue) }
+            ?? makeConvolution(geometry, weight: weight, epilogue: epilogue)
+        return NamedConvolution(conv, weightKeys: form.weightKeys)
+    }
+}
+
+/// The input of every convolution of one forward pass, by the weight keys of its layers
+/// (`Model.forward(image:recordLayerInputs:)`): what calibration measures.
+public struct LayerInput: Sendable {
+    /// The layers that read this input (several when stacked: they share it).
+    public let weightKeys: [String]
+    public let map: FeatureMap
+}
+
+final class LayerInputRecorder: @unchecked Sendable {
+    private(set) var inputs: [LayerInput] = []
+    @TaskLocal static var current: LayerInputRecorder?
+
+    func record(_ keys: [String], _ map: FeatureMap) { inputs.append(LayerInput(weightKeys: keys, map: map)) }
+}
+
+/// A convolution that tells the pass's recorder (if any) what it reads.
+final class NamedConvolution: Convolution {
+    let conv: Convolution
+    let weightKeys: [String]
+
+    init(_ conv: Convolution, weightKeys: [String]) {
+        self.conv = conv
+        self.weightKeys = weightKeys
+    }
+
+    var geometry: ConvGeometry { conv.geometry }
+    var workers: Workers { conv.workers }
+
+    func apply(_ x: FeatureMap) -> FeatureMap {
+        LayerInputRecorder.current?.record(weightKeys, x)
+        return conv.apply(x)
+    }
+
+    func apply(_ x: FeatureMap, channels: Range<Int>) -> FeatureMap {
+        LayerInputRecorder.current?.record(weightKeys, x.channelSlice(channels))
+        return conv.apply(x, channels: channels)
+    }
+
+    func applyThenPool2x2(_ x: FeatureMap) -> FeatureMap {
+        LayerInputRecorder.current?.record(weightKeys, x)
+        return conv.applyThenPool2x2(x)
+    }
+}
+
+/// u8 activations times s8 weights summed exactly in int32 (`ckernels_gemm_u8s8`: AVX-512
+/// VNNI, AVX2 or portable C). Threads take bands of output rows; each copies its band's input
+/// rows into a window, quantized to bytes on the way (`ckernels_int8_fill`: zero-padded,
+/// stride phases, 4 channels interleaved per 32-bit word), and multiplies. The zero point,
+/// the weight and input scales and the layer's own epilogue meet in one per-channel
+/// multiply-add on the int32 sum, precomputed at load:
+///     y[o] = acc[o] * A[o] + B[o],  A[o] = s_x s_w[o] scale[o],
+///     B[o] = bias[o] - z_x (sum_j q_w[o, j]) A[o]
+/// then ReLU and the post affine as in fp32. The output is fp32: what follows (BatchNorm
+/// affines, pooling, resizing, L2 normalisation, attention, NetVLAD) stays fp32.
+final class Int8Convolution: Convolution {
+    let geometry: ConvGeometry
+    let workers: Workers
+    let level: Int32
+    let input: ActivationQuantization
+    /// Output positions per band at most (0: a window budget's worth); tests force many bands.
+    let bandPositions: Int
+    private let groups: Int
+    private let packed: UnsafeMutableBufferPointer<Int8>
+    /// A, B, post scale, post shift, at a fixed address for the epilogue.
+    private let epilogueValues: UnsafeMutableBufferPointer<Float>
+    private let epilogue: ckernels_epilogue
+    private let lastOutput = ReusableBuffer()
+
+    /// `level`: 0 portable, 1 AVX2, 2 AVX-512 VNNI (at most `ckernels_int8_level()`).
+    init(_ geometry: ConvGeometry, layer: Int8Layer, epilogue e: Epilogue, level: Int32, workers: Workers, bandPositions: Int = 0) {
+        let g = geometry, taps = g.kernel * g.kernel
+        self.geometry = g
+        self.workers = workers
+        self.level = level
+        self.input = layer.input
+        self.bandPositions = bandPositions
+        groups = (g.inChannels + 3) / 4
+        // [out, in, ky, kx] -> [out, group of 4 inputs, ky, kx, 4], zeros past the last input.
+        let k4 = groups * taps
+        var reordered = [Int8](repeating: 0, count: g.outChannels * 4 * k4)
+        for o in 0..<g.outChannels {
+            for ci in 0..<g.inChannels {
+                for t in 0..<taps {
+                    reordered[((o * groups + ci / 4) * taps + t) * 4 + ci % 4] = layer.weight[(o * g.inChannels + ci) * taps + t]
+                }
+            }
+        }
+        let packed = UnsafeMutableBufferPointer<Int8>.allocate(capacity: ckernels_int8_packed_count(Int32(g.outChannels), Int32(k4)))
+        var rowSums = [Int32](repeating: 0, count: g.outChannels)
+        reordered.withUnsafeBufferPointer { a in
+            ckernels_int8_pack(a.baseAddress!, Int32(g.outChannels), Int32(k4), packed.baseAddress!, &rowSums)
+        }
+        self.packed = packed
+        var a = [Float](repeating: 0, count: g.outChannels), b = a
+        for o in 0..<g.outChannels {
+            let multiplier = Double(layer.input.scale) * Double(layer.scales[o]) * Double(e.scale?[o] ?? 1)
+            a[o] = Float(multiplier)
+            b[o] = Float(Double(e.bias?[o] ?? 0) - Double(layer.input.zeroPoint) * Double(rowSums[o]) * multiplier)
+        }
+        let parts: [[Float]?] = [a, b, e.post?.scale, e.post?.shift]
+        let values = UnsafeMutableBufferPointer<Float>.allocate(capacity: parts.reduce(0) { $0 + ($1?.count ?? 0) } + 1)
+        epilogueValues = values
+        var pointers: [UnsafePointer<Float>?] = []
+        var next = values.baseAddress!
+        for part in parts {
+            guard let part else { pointers.append(nil); continue }
+            next.initialize(from: part, count: part.count)
+            pointers.append(UnsafePointer(next))
+            next += part.count
+        }
+        epilogue = ckernels_epilogue(scale: pointers[0], bias: pointers[1], relu: e.relu ? 1 : 0,
+                                     post_scale: pointers[2], post_shift: pointers[3])
+    }
+
+    deinit {
+        packed.deallocate()
+        epilogueValues.deallocate()
+    }
+
+    func apply(_ x: FeatureMap) -> FeatureMap { apply(x, channels: 0..<x.channels) }
+
+    func apply(_ x: FeatureMap, channels: Range<Int>) -> FeatureMap {
+        let g = geometry, s = g.stride
+        let (outH, outW) = g.outputSize(height: x.height, width: x.width)
+        var values = lastOutput.take(count: g.outChannels * max(outH, 0) * max(outW, 0))
+        defer { lastOutput.keep(values) }
+        guard outH > 0, outW > 0 else { return FeatureMap(trustedChannels: g.outChannels, height: max(outH, 0), width: max(outW, 0), values: values) }
+        let phaseWidth = (x.width + 2 * g.padding + s - 1) / s
+        let bytesPerOutputRow = groups * s * s * phaseWidth * 4
+        let threads = workers.pieces
+        var bandRows = max(1, bandPositions > 0 ? bandPositions / outW : Int8Convolution.windowBudget / bytesPerOutputRow)
+        let bands = min(outH, (((outH + bandRows - 1) / bandRows + threads - 1) / threads) * threads)
+        bandRows = (outH + bands - 1) / bands
+        let paddedRows = s * (bandRows - 1) + g.kernel
+        let windowBytes = groups * s * paddedRows * phaseWidth * 4
+        var offsets: [Int] = []
+        for group in 0..<groups {
+            for ky in 0..<g.kernel {
+                for kx in 0..<g.kernel {
+                    offsets.append((((group * s + kx % s) * paddedRows + ky) * phaseWidth + kx / s) * 4)
+                }
+            }
+        }
+        let bandCount = (outH + bandRows - 1) / bandRows
+        let inverse = 1 / input.scale, zeroPoint = Int32(input.zeroPoint)
+        values.withUnsafeMutableBufferPointer { out in
+            let output = out.baseAddress!
+            x.values.withUnsafeBufferPointer { xs in
+                let source = xs.baseAddress! + channels.lowerBound * x.planeSize
+                offsets.withUnsafeBufferPointer { o in
+                    workers.forEachChunk(bandCount) { range in
+                        let window = UnsafeMutablePointer<UInt8>.allocate(capacity: windowBytes)
+                        defer { window.deallocate() }
+                        var e = epilogue
+                        for band in range {
+                            let oy0 = band * bandRows, rows = min(bandRows, outH - oy0)
+                            ckernels_int8_fill(source, Int32(g.inChannels), Int32(x.height), Int32(x.width), Int32(s), Int32(g.padding),
+                                               Int32(g.kernel), Int32(oy0), Int32(rows), Int32(paddedRows), inverse, zeroPoint, window)
+                            ckernels_gemm_u8s8(level, Int32(g.outChannels), Int32(rows), Int32(outW), Int32(o.count), packed.baseAddress!,
+                                               window, s * phaseWidth * 4, o.baseAddress!, output + oy0 * outW, outH * outW, outW, &e)
+                        }
+                    }
+                }
+            }
+        }
+        return FeatureMap(trustedChannels: g.outChannels, height: outH, width: outW, values: values)
+    }
+
+    /// Bytes of quantized input a band reads (~256 KB: in L2 while the product reads it).
+    static let windowBudget = 1 << 18
+}
+
+extension CPUKernels {
+    func makeInt8Convolution(_ geometry: ConvGeometry, layer: Int8Layer, epilogue: Epilogue) -> Convolution {
+        Int8Convolution(geometry, layer: layer, epilogue: epilogue, level: Int8Convolution.level(level), workers: workers,
+                        bandPositions: columnBudget ?? 0)
+    }
+}
+
+extension Int8Convolution {
+    /// The int8 kernels for a SIMD level: AVX-512 means VNNI where the CPU has it (else AVX2).
+    static func level(_ simd: SIMDLevel) -> Int32 {
+        switch simd {
+        case .portable: return 0
+        case .avx2: return min(1, ckernels_int8_level())
+        case .avx512: return ckernels_int8_level()
+        }
+    }
+}
+
+extension KernelOps {
+    /// Conv2d computed in int8 as the models do it (`Int8Convolution`): `input` quantized
+    /// with `layer.input`, `layer.weight` `[out, in, kernel, kernel]` with one scale per
+    /// output channel, then `bias` and the optional ReLU. `bandPositions` forces bands of
+    /// at most that many output positions (tests).
+    public func int8Conv2d(_ input: FeatureMap, layer: Int8Layer, kernel: Int, bias: [Float]? = nil, stride: Int = 1,
+                           padding: Int = 0, relu: Bool = false, bandPositions: Int? = nil) throws -> FeatureMap {
+        let out = layer.scales.count
+        guard kernel > 0, stride > 0, padding >= 0, out > 0, layer.weight.count == out * input.channels * kernel * kernel,
+              input.height + 2 * padding >= kernel, input.width + 2 * padding >= kernel,
+              layer.input.scale.isFinite, layer.input.scale > 0, (0...255).contains(layer.input.zeroPoint)
+        else { throw RuntimeError.wrongShape(tensor: "int8 weight", expected: [out, input.channels, kernel, kernel], found: [layer.weight.count]) }
+        if let bias, bias.count != out { throw RuntimeError.wrongShape(tensor: "bias", expected: [out], found: [bias.count]) }
+        var kernels = kernels
+        if let bandPositions { kernels.columnBudget = max(1, bandPositions) }
+        let geometry = ConvGeometry(inChannels: input.channels, outChannels: out, kernel: kernel, stride: stride, padding: padding)
+        return kernels.makeInt8Convolution(geometry, layer: layer, epilogue: Epilogue(bias: bias, relu: relu)).apply(input)
+    }
+}

@@ -1,0 +1,51 @@
+import Dispatch
+import Foundation
+
+/// Wall time spent per kind of layer, summed over every pass of the process,
+/// when the environment variable AISLFD_PROFILE=1 is set (for the benchmark's
+/// per-kind share of peak); otherwise nothing is timed and nothing is kept.
+public enum LayerTimes {
+    /// The kinds timed: 3x3 and 1x1 convolutions (of any stride), and the
+    /// attention products with their softmax (PSA's QK^T, softmax, AV).
+    public static let kinds = ["conv3x3", "conv1x1", "attention"]
+
+    public static let isEnabled = ProcessInfo.processInfo.environment["AISLFD_PROFILE"] == "1"
+
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var seconds: [String: Double] = [:]
+
+    /// Seconds per kind so far.
+    public static var totals: [String: Double] {
+        lock.lock()
+        defer { lock.unlock() }
+        return seconds
+    }
+
+    static func time<R>(_ kind: String, _ body: () -> R) -> R {
+        guard isEnabled else { return body() }
+        let start = DispatchTime.now().uptimeNanoseconds
+        let result = body()
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        lock.lock()
+        seconds[kind, default: 0] += elapsed
+        lock.unlock()
+        return result
+    }
+}
+
+/// A convolution whose calls are timed under its kind (`LayerTimes`).
+final class TimedConvolution: Convolution {
+    let inner: Convolution
+    let kind: String
+    var geometry: ConvGeometry { inner.geometry }
+    var workers: Workers { inner.workers }
+
+    init(_ inner: Convolution) {
+        self.inner = inner
+        kind = "conv\(inner.geometry.kernel)x\(inner.geometry.kernel)"
+    }
+
+    func apply(_ x: FeatureMap) -> FeatureMap { LayerTimes.time(kind) { inner.apply(x) } }
+    func apply(_ x: FeatureMap, channels: Range<Int>) -> FeatureMap { LayerTimes.time(kind) { inner.apply(x, channels: channels) } }
+    func applyThenPool2x2(_ x: FeatureMap) -> FeatureMap { LayerTimes.time(kind) { inner.applyThenPool2x2(x) } }
+}

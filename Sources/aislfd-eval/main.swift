@@ -1,0 +1,3 @@
+import AISLFDCommands
+
+CommandMain.run(EvalCommand.self)
