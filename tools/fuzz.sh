@@ -4,7 +4,7 @@
 #   tools/fuzz.sh build                 build .build/fuzz/bin/fuzz-<target> and the seed corpora
 #   tools/fuzz.sh run TARGET [RUNS]     fuzz one target (default 1,000,000 executions)
 #   tools/fuzz.sh all [RUNS]            every target in turn
-#   tools/fuzz.sh smoke                 every target for a few thousand executions (CI)
+#   tools/fuzz.sh smoke                 every target for a few thousand executions
 #   tools/fuzz.sh replay TARGET FILE..  run inputs once (a finding, a fixture)
 #
 # Targets: pickle, zip, npy, safetensors, aisw, image, hdf5. Each is tools/fuzz/<target>.swift
