@@ -22,7 +22,7 @@ What it does (from the repository root):
    one untimed warm-up pass); the report takes the best min and the median of
    the medians over the rounds.
 6. Converts the weights to fp16 and int8 `.aisw` with aislfd-convert and times
-   those too (the runtime dequantizes at load), unless --no-quantized.
+   those too (layers that compute in fp32 are dequantized at load), unless --no-quantized.
 7. Peak resident memory of every child (/usr/bin/time's maximum resident set
    size), the Swift fp32 run on aislfd-c included.
 8. Parity on this image: the Swift outputs (last round) against PyTorch's, as
