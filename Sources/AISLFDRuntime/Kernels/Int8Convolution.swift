@@ -131,9 +131,8 @@ final class Int8Convolution: Convolution {
     let bandPositions: Int
     private let groups: Int
     private let packed: UnsafeMutableBufferPointer<Int8>
-    /// A, B, post scale, post shift, at a fixed address for the epilogue.
-    private let epilogueValues: UnsafeMutableBufferPointer<Float>
-    private let epilogue: ckernels_epilogue
+    /// A (as the scale), B (as the bias), post scale and post shift.
+    private let epilogue: StoredEpilogue
     private let lastOutput = ReusableBuffer()
 
     /// `level`: 0 portable, 1 AVX2, 2 AVX-512 VNNI (at most `ckernels_int8_level()`).
@@ -167,25 +166,10 @@ final class Int8Convolution: Convolution {
             a[o] = Float(multiplier)
             b[o] = Float(Double(e.bias?[o] ?? 0) - Double(layer.input.zeroPoint) * Double(rowSums[o]) * multiplier)
         }
-        let parts: [[Float]?] = [a, b, e.post?.scale, e.post?.shift]
-        let values = UnsafeMutableBufferPointer<Float>.allocate(capacity: parts.reduce(0) { $0 + ($1?.count ?? 0) } + 1)
-        epilogueValues = values
-        var pointers: [UnsafePointer<Float>?] = []
-        var next = values.baseAddress!
-        for part in parts {
-            guard let part else { pointers.append(nil); continue }
-            next.initialize(from: part, count: part.count)
-            pointers.append(UnsafePointer(next))
-            next += part.count
-        }
-        epilogue = ckernels_epilogue(scale: pointers[0], bias: pointers[1], relu: e.relu ? 1 : 0,
-                                     post_scale: pointers[2], post_shift: pointers[3])
+        epilogue = StoredEpilogue(Epilogue(scale: a, bias: b, relu: e.relu, post: e.post))
     }
 
-    deinit {
-        packed.deallocate()
-        epilogueValues.deallocate()
-    }
+    deinit { packed.deallocate() }
 
     func apply(_ x: FeatureMap) -> FeatureMap { apply(x, channels: 0..<x.channels) }
 
@@ -221,13 +205,14 @@ final class Int8Convolution: Convolution {
                     workers.forEachChunk(bandCount) { range in
                         let window = UnsafeMutablePointer<UInt8>.allocate(capacity: windowBytes)
                         defer { window.deallocate() }
-                        var e = epilogue
-                        for band in range {
-                            let oy0 = band * bandRows, rows = min(bandRows, outH - oy0)
-                            ckernels_int8_fill(source, Int32(g.inChannels), Int32(x.height), Int32(x.width), Int32(s), Int32(g.padding),
-                                               Int32(g.kernel), Int32(oy0), Int32(rows), Int32(paddedRows), inverse, zeroPoint, window)
-                            ckernels_gemm_u8s8(level, Int32(g.outChannels), Int32(rows), Int32(outW), Int32(o.count), packed.baseAddress!,
-                                               window, s * phaseWidth * 4, o.baseAddress!, output + oy0 * outW, outH * outW, outW, &e)
+                        epilogue.withPointer { e in
+                            for band in range {
+                                let oy0 = band * bandRows, rows = min(bandRows, outH - oy0)
+                                ckernels_int8_fill(source, Int32(g.inChannels), Int32(x.height), Int32(x.width), Int32(s), Int32(g.padding),
+                                                   Int32(g.kernel), Int32(oy0), Int32(rows), Int32(paddedRows), inverse, zeroPoint, window)
+                                ckernels_gemm_u8s8(level, Int32(g.outChannels), Int32(rows), Int32(outW), Int32(o.count), packed.baseAddress!,
+                                                   window, s * phaseWidth * 4, o.baseAddress!, output + oy0 * outW, outH * outW, outW, e)
+                            }
                         }
                     }
                 }
