@@ -4,19 +4,12 @@
 
 #ifdef CKERNELS_X86
 #include <immintrin.h>
+#include "epilogue_x86.h"
 #include <math.h>
 
 #define TARGET __attribute__((target("avx2,fma")))
 #define INLINE static inline __attribute__((always_inline))
 #define ROWS CKERNELS_AVX2_PANEL_ROWS
-
-TARGET INLINE __m256 epilogue(__m256 v, const ckernels_epilogue *e, int i) {
-    if (e->scale) v = _mm256_mul_ps(v, _mm256_set1_ps(e->scale[i]));
-    if (e->bias) v = _mm256_add_ps(v, _mm256_set1_ps(e->bias[i]));
-    if (e->relu) v = _mm256_max_ps(v, _mm256_setzero_ps());
-    if (e->post_scale) v = _mm256_fmadd_ps(v, _mm256_set1_ps(e->post_scale[i]), _mm256_set1_ps(e->post_shift[i]));
-    return v;
-}
 
 /// A panel of 6 rows times 16 positions: 12 accumulators, the products
 /// summed in blocks of 128 (a two-level sum). Unless `first`, the result is
@@ -52,7 +45,7 @@ TARGET INLINE void tile(const int masked, int k, const float *a, const float *b,
             float *cv = c + r * ldc + 8 * v;
             __m256 out = first ? sums[r][v]
                          : _mm256_add_ps(masked ? _mm256_maskload_ps(cv, mask[v]) : _mm256_loadu_ps(cv), sums[r][v]);
-            if (last) out = epilogue(out, e, row0 + r);
+            if (last) out = ckernels_epilogue256(out, e, row0 + r);
             if (masked) _mm256_maskstore_ps(cv, mask[v], out);
             else _mm256_storeu_ps(cv, out);
         }

@@ -5,19 +5,12 @@
 
 #ifdef CKERNELS_X86
 #include <immintrin.h>
+#include "epilogue_x86.h"
 #include <math.h>
 
 #define TARGET __attribute__((target("avx512f,avx512vl,avx2,fma")))
 #define INLINE static inline __attribute__((always_inline))
 #define ROWS CKERNELS_AVX512_PANEL_ROWS
-
-TARGET INLINE __m512 epilogue(__m512 v, const ckernels_epilogue *e, int i) {
-    if (e->scale) v = _mm512_mul_ps(v, _mm512_set1_ps(e->scale[i]));
-    if (e->bias) v = _mm512_add_ps(v, _mm512_set1_ps(e->bias[i]));
-    if (e->relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
-    if (e->post_scale) v = _mm512_fmadd_ps(v, _mm512_set1_ps(e->post_scale[i]), _mm512_set1_ps(e->post_shift[i]));
-    return v;
-}
 
 /// One tile of a panel: 8 rows times `vectors` (1 to 3) registers of 16
 /// positions (8 x 48: 24 accumulators, 3 position loads and 8 broadcasts per
@@ -58,7 +51,7 @@ TARGET INLINE void tile(const int vectors, const int masked, int k, const float 
                 float *cv = c + r * ldc + 16 * v;
                 __m512 out = acc[r][v];
                 if (!starts) out = _mm512_add_ps(masked ? _mm512_maskz_loadu_ps(mask, cv) : _mm512_loadu_ps(cv), out);
-                if (ends) out = epilogue(out, e, row0 + r);
+                if (ends) out = ckernels_epilogue512(out, e, row0 + r);
                 if (masked) _mm512_mask_storeu_ps(cv, mask, out);
                 else _mm512_storeu_ps(cv, out);
             }

@@ -9,19 +9,12 @@
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
+#include "epilogue_x86.h"
 
 #define TARGET __attribute__((target("avx2,fma")))
 #define INLINE static inline __attribute__((always_inline))
 #define ROWS CKERNELS_INT8_PANEL_ROWS
 #define HALF 4
-
-TARGET INLINE __m256 epilogue(__m256 v, const ckernels_epilogue *e, int i) {
-    if (e->scale) v = _mm256_mul_ps(v, _mm256_set1_ps(e->scale[i]));
-    if (e->bias) v = _mm256_add_ps(v, _mm256_set1_ps(e->bias[i]));
-    if (e->relu) v = _mm256_max_ps(v, _mm256_setzero_ps());
-    if (e->post_scale) v = _mm256_fmadd_ps(v, _mm256_set1_ps(e->post_scale[i]), _mm256_set1_ps(e->post_shift[i]));
-    return v;
-}
 
 /// Rows half * 4 ... + 4 of a panel, 16 positions (masked: the lanes in mask[]).
 TARGET INLINE void tile(const int masked, int half, int k4, const int8_t *a, const uint8_t *b, const ptrdiff_t *off,
@@ -55,7 +48,7 @@ TARGET INLINE void tile(const int masked, int half, int k4, const int8_t *a, con
         if (row >= valid_rows) break;
         for (int v = 0; v < 2; v++) {
             float *cv = c + row * ldc + 8 * v;
-            __m256 out = epilogue(_mm256_cvtepi32_ps(acc[r][v]), e, row0 + row);
+            __m256 out = ckernels_epilogue256(_mm256_cvtepi32_ps(acc[r][v]), e, row0 + row);
             if (masked) _mm256_maskstore_ps(cv, mask[v], out);
             else _mm256_storeu_ps(cv, out);
         }

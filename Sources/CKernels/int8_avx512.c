@@ -6,18 +6,11 @@
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
+#include "epilogue_x86.h"
 
 #define TARGET __attribute__((target("avx512f,avx512vl,avx512bw,avx512vnni,avx2,fma")))
 #define INLINE static inline __attribute__((always_inline))
 #define ROWS CKERNELS_INT8_PANEL_ROWS
-
-TARGET INLINE __m512 epilogue(__m512 v, const ckernels_epilogue *e, int i) {
-    if (e->scale) v = _mm512_mul_ps(v, _mm512_set1_ps(e->scale[i]));
-    if (e->bias) v = _mm512_add_ps(v, _mm512_set1_ps(e->bias[i]));
-    if (e->relu) v = _mm512_max_ps(v, _mm512_setzero_ps());
-    if (e->post_scale) v = _mm512_fmadd_ps(v, _mm512_set1_ps(e->post_scale[i]), _mm512_set1_ps(e->post_shift[i]));
-    return v;
-}
 
 TARGET INLINE void tile(const int vectors, const int masked, int k4, const int8_t *a, const uint8_t *b,
                         const ptrdiff_t *off, float *c, ptrdiff_t ldc, int valid_rows, const __mmask16 *masks,
@@ -44,7 +37,7 @@ TARGET INLINE void tile(const int vectors, const int masked, int k4, const int8_
     for (int r = 0; r < ROWS; r++) {
         if (r >= valid_rows) break;
         for (int v = 0; v < vectors; v++) {
-            __m512 out = epilogue(_mm512_cvtepi32_ps(acc[r][v]), e, row0 + r);
+            __m512 out = ckernels_epilogue512(_mm512_cvtepi32_ps(acc[r][v]), e, row0 + r);
             if (masked) _mm512_mask_storeu_ps(c + r * ldc + 16 * v, masks[v], out);
             else _mm512_storeu_ps(c + r * ldc + 16 * v, out);
         }
