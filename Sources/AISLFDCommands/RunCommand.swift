@@ -118,6 +118,7 @@ public struct RunCommand: ParsableCommand {
             let kinds = LayerTimes.kinds.map { String(format: "%@ %.4f s", $0, (totals[$0] ?? 0) / passes) }
             let rest = (times.reduce(0, +) - totals.values.reduce(0, +)) / passes
             lines.append("time by layer kind per pass: " + kinds.joined(separator: ", ") + String(format: ", rest %.4f s", rest))
+            for (key, seconds) in LayerTimes.layerTotals { lines.append(String(format: "  %.4f s  %@", seconds / passes, key)) }
         }
         lines.append("wrote \(output)")
         try console.report(human: lines.joined(separator: "\n"), document: summary)

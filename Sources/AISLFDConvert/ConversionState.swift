@@ -43,6 +43,9 @@ struct WorkingTensor {
     var promotion: String?
     /// Mean output error with this tensor alone at the asked precision (MixedPrecision).
     var sensitivity: Double?
+    /// Its int8 form as QuantizeInt8 made it, with that form's error, rounding and history line,
+    /// kept when MixedPrecision stores it wider: a layer chosen to compute in int8 goes back to it.
+    var int8Form: (stored: StoredForm, error: StorageError, rounding: String?)?
 }
 
 extension WorkingTensor {
@@ -134,6 +137,13 @@ struct ConversionState {
     /// An evenly spread sample of each such input's values (CollectInputMoments), by weight key:
     /// what the int8 input quantization's clipping range is fitted to.
     var inputSamples: [String: [Float]] = [:]
+    /// The same per input channel (CollectInputMoments): what InputEqualization evens out.
+    var inputChannelRanges: [String: [(low: Float, high: Float)]] = [:]
+    /// The input channel of each value of `inputSamples`, by weight key.
+    var inputSampleChannels: [String: [Int32]] = [:]
+    /// The producers whose output channels InputEqualization scaled for int8 layers, with
+    /// their factors (ChooseInt8Compute), in the order applied.
+    var equalizations: [InputEqualization.Applied] = []
     /// The layers that compute in int8 (ChooseInt8Compute), by weight key.
     var int8Compute: [String: AISWMetadata.Int8Compute] = [:]
 

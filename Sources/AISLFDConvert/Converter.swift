@@ -76,7 +76,7 @@ public enum Converter {
         let list = passes(options, measured: SensitivityCache())
         // MixedPrecision fills the size budget, once per attempt at the room left for header,
         // metadata and table (its sensitivities are measured once and kept). ChooseInt8Compute
-        // then decides, once, among the weights left int8; a later attempt keeps its decision
+        // then decides, once, among the weights bound for int8; a later attempt keeps its decision
         // (those weights stay int8) and only re-spends the budget on the others.
         let split = list.firstIndex { $0 is MixedPrecision } ?? list.count
         for pass in list[..<split] {
@@ -89,24 +89,31 @@ public enum Converter {
         }
         func overhead(_ c: Conversion, _ s: ConversionState) -> Int { c.report.totals.outputBytes - s.tensors.reduce(0) { $0 + $1.fileBytes } }
         var reserve = overhead(try assemble(state, records, contents, options, source, converter), state)
-        var decided: (compute: [String: AISWMetadata.Int8Compute], records: [AISWMetadata.Pass])? = nil
+        var decided: (compute: [String: AISWMetadata.Int8Compute], equalizations: [InputEqualization.Applied], records: [AISWMetadata.Pass])? = nil
         var attempt = 0
         while true {
             var trial = state
             trial.reservedBytes = reserve
-            if let decided { trial.int8Compute = decided.compute }
+            if let decided {
+                // The inputs ChooseInt8Compute equalized, equalized again (exact, deterministic).
+                for e in decided.equalizations { trial = InputEqualization.apply(e, to: trial) ?? trial }
+                trial.int8Compute = decided.compute
+            }
             var trialRecords = records + [AISWMetadata.Pass(name: mixed.name, details: try mixed.run(&trial))]
             if let decided {
                 trialRecords += decided.records
             } else {
                 var later: [AISWMetadata.Pass] = []
                 for pass in tail.dropFirst() { later.append(AISWMetadata.Pass(name: pass.name, details: try pass.run(&trial))) }
-                decided = (trial.int8Compute, later)
+                decided = (trial.int8Compute, trial.equalizations, later)
                 trialRecords += later
             }
             let result = try assemble(trial, trialRecords, contents, options, source, converter)
             attempt += 1
-            if result.report.totals.outputBytes <= budget || attempt == 4 { return result }
+            // After the first attempt, int8-computing weights MixedPrecision had promoted are int8
+            // again: one more attempt spends the bytes they freed on the others.
+            let respend = attempt == 1 && !(decided?.compute.isEmpty ?? true)
+            if (result.report.totals.outputBytes <= budget && !respend) || attempt == 4 { return result }
             // The room this attempt's file needed (fewer promotions make smaller records, so this settles at once).
             reserve = max(reserve + AISWFormat.alignment, overhead(result, trial))
         }

@@ -87,4 +87,30 @@ TARGET void ckernels_gemm_u8s8_avx2(int m, int rows, int n, int k4, const int8_t
         }
     }
 }
+/// As the AVX-512 version, 8 positions at a time; the last few one by one.
+TARGET void ckernels_quantize_rows4_avx2(const float *const rows[4], int count, float inverse_scale, int zero_point, uint8_t *out) {
+    const __m256 inverse = _mm256_set1_ps(inverse_scale);
+    const __m256 low = _mm256_set1_ps((float)-zero_point), high = _mm256_set1_ps((float)(255 - zero_point));
+    const __m256i zero = _mm256_set1_epi32(zero_point);
+    int j = 0;
+    for (; j + 8 <= count; j += 8) {
+        __m256i word = _mm256_setzero_si256();
+        for (int t = 0; t < 4; t++) {
+            __m256i q = zero;
+            if (rows[t]) {
+                __m256 v = _mm256_mul_ps(_mm256_loadu_ps(rows[t] + j), inverse);
+                v = _mm256_min_ps(_mm256_max_ps(v, low), high);
+                q = _mm256_add_epi32(_mm256_cvtps_epi32(v), zero);
+            }
+            word = _mm256_or_si256(word, _mm256_slli_epi32(q, 8 * t));
+        }
+        _mm256_storeu_si256((__m256i *)(out + 4 * (size_t)j), word);
+    }
+    if (j < count) {
+        const float *rest[4];
+        for (int t = 0; t < 4; t++) rest[t] = rows[t] ? rows[t] + j : NULL;
+        ckernels_quantize_rows4_portable(rest, count - j, inverse_scale, zero_point, out + 4 * (size_t)j);
+    }
+}
+
 #endif

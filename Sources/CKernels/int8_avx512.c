@@ -75,4 +75,26 @@ TARGET void ckernels_gemm_u8s8_avx512vnni(int m, int rows, int n, int k4, const 
     }
 }
 
+/// Clamped in float first (so values beyond the int32 range still end at 0 or 255), then
+/// rounded by the conversion (round half to even, the default rounding mode).
+TARGET void ckernels_quantize_rows4_avx512(const float *const rows[4], int count, float inverse_scale, int zero_point, uint8_t *out) {
+    const __m512 inverse = _mm512_set1_ps(inverse_scale);
+    const __m512 low = _mm512_set1_ps((float)-zero_point), high = _mm512_set1_ps((float)(255 - zero_point));
+    const __m512i zero = _mm512_set1_epi32(zero_point);
+    for (int j = 0; j < count; j += 16) {
+        __mmask16 m = lanes(count - j);
+        __m512i word = _mm512_setzero_si512();
+        for (int t = 0; t < 4; t++) {
+            __m512i q = zero;
+            if (rows[t]) {
+                __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, rows[t] + j), inverse);
+                v = _mm512_min_ps(_mm512_max_ps(v, low), high);
+                q = _mm512_add_epi32(_mm512_cvtps_epi32(v), zero);
+            }
+            word = _mm512_or_si512(word, _mm512_slli_epi32(q, 8 * t));
+        }
+        _mm512_mask_storeu_epi32(out + 4 * (size_t)j, m, word);
+    }
+}
+
 #endif

@@ -77,7 +77,25 @@ void ckernels_gemm_u8s8(int level, int m, int rows, int n, int k4, const int8_t 
     ckernels_gemm_u8s8_portable(m, rows, n, k4, packed, b, b_grid_row, b_offsets, c, c_matrix_row, c_grid_row, epilogue);
 }
 
-void ckernels_int8_fill(const float *input, int channels, int height, int width, int stride, int padding, int kernel,
+void ckernels_quantize_rows4_portable(const float *const rows[4], int count, float inverse_scale, int zero_point, uint8_t *out) {
+    for (int t = 0; t < 4; t++) {
+        if (rows[t]) {
+            ckernels_quantize_u8(rows[t], count, inverse_scale, zero_point, out + t, 4);
+        } else {
+            for (int j = 0; j < count; j++) out[4 * j + t] = (uint8_t)zero_point;
+        }
+    }
+}
+
+static void quantize_rows4(int level, const float *const rows[4], int count, float inverse_scale, int zero_point, uint8_t *out) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (level >= 2) { ckernels_quantize_rows4_avx512(rows, count, inverse_scale, zero_point, out); return; }
+    if (level == 1) { ckernels_quantize_rows4_avx2(rows, count, inverse_scale, zero_point, out); return; }
+#endif
+    ckernels_quantize_rows4_portable(rows, count, inverse_scale, zero_point, out);
+}
+
+void ckernels_int8_fill(int level, const float *input, int channels, int height, int width, int stride, int padding, int kernel,
                         int first_output_row, int output_rows, int window_rows, float inverse_scale, int zero_point,
                         uint8_t *window) {
     int phase_width = (width + 2 * padding + stride - 1) / stride;
@@ -99,14 +117,18 @@ void ckernels_int8_fill(const float *input, int channels, int height, int width,
                 int end = last_column < 0 ? 0 : last_column / stride + 1;
                 if (end > phase_width) end = phase_width;
                 if (end <= first) continue;
+                if (stride == 1) {
+                    const float *lines[4];
+                    for (int t = 0; t < 4; t++)
+                        lines[t] = 4 * cg + t < channels
+                            ? input + ((size_t)(4 * cg + t) * height + y) * width + (first - padding) : NULL;
+                    quantize_rows4(level, lines, end - first, inverse_scale, zero_point, row + (size_t)first * 4);
+                    continue;
+                }
                 for (int t = 0; t < 4 && 4 * cg + t < channels; t++) {
                     const float *line = input + ((size_t)(4 * cg + t) * height + y) * width + (first * stride + phase - padding);
                     uint8_t *out = row + (size_t)first * 4 + t;
-                    if (stride == 1) {
-                        ckernels_quantize_u8(line, end - first, inverse_scale, zero_point, out, 4);
-                    } else {
-                        for (int j = 0; j < end - first; j++) ckernels_quantize_u8(line + j * stride, 1, inverse_scale, zero_point, out + 4 * j, 4);
-                    }
+                    for (int j = 0; j < end - first; j++) ckernels_quantize_u8(line + j * stride, 1, inverse_scale, zero_point, out + 4 * j, 4);
                 }
             }
 }

@@ -25,7 +25,9 @@ final class Int8ComputeTests: XCTestCase {
         var chosen: Set<String> = []
         guard case .array(let layers)? = r["layers"] else { return XCTFail("no layers") }
         for layer in layers {
-            let desc = try XCTUnwrap(layer["desc_cosine_quantile"]?.double), meta = try XCTUnwrap(layer["meta_cosine_quantile"]?.double)
+            // A layer taken with its input equalized is judged by that measurement.
+            let prefix = layer["input_equalized_by"] == nil ? "" : "equalized_"
+            let desc = try XCTUnwrap(layer[prefix + "desc_cosine_quantile"]?.double), meta = try XCTUnwrap(layer[prefix + "meta_cosine_quantile"]?.double)
             let int8 = layer["compute"] == .string("int8")
             // Greedy: a layer is taken only when the network with it stays within both cosines.
             if int8 { XCTAssertTrue(desc >= cosines.descriptor && meta >= cosines.meta) }

@@ -32,7 +32,12 @@ final class MixedPrecisionTests: XCTestCase {
         let budget = Int(try number(r["budget_bytes"]))
         XCTAssertEqual(budget, Int((0.27 * Double(schema.valueCount * 4)).rounded(.down)))
         guard case .array(let rows)? = r["candidates"] else { return XCTFail("no candidates") }
-        XCTAssertEqual(rows.count, conversion.report.tensors.filter { $0.role == "conv_weight" || $0.role == "linear_weight" }.count)
+        // Every weight is a candidate but those that compute in int8 (the converter's last
+        // attempt spends the budget with ChooseInt8Compute's decision made).
+        let int8Compute = conversion.metadata.int8Compute ?? [:]
+        guard case .array(let others)? = r["not_candidates"] ?? .array([]) else { return XCTFail("not_candidates") }
+        XCTAssertEqual(Set(others.compactMap { $0["key"]?.string }), Set(int8Compute.keys))
+        XCTAssertEqual(rows.count + int8Compute.count, conversion.report.tensors.filter { $0.role == "conv_weight" || $0.role == "linear_weight" }.count)
         var used = Int(try number(r["bytes_before"]))
         var lastRatio = Double.infinity
         var promoted: [String] = []

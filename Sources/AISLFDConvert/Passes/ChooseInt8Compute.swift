@@ -3,12 +3,13 @@ import AISLFDFormat
 import AISLFDRuntime
 import Foundation
 
-/// int8 with calibration, after MixedPrecision (so a weight it promoted, which is worth more
-/// stored wider, is never held at int8 for compute): decides which convolutions compute in int8 (u8 inputs, s8
-/// weights, int32 sums; the runtime's `Int8Convolution`) and which stay in fp32 arithmetic,
-/// by measuring, never by guessing. A layer can compute in int8 when its weight (all of them,
-/// for layers that read one input together) is stored int8 with one scale per output channel
-/// and calibration saw its input. Its input quantization covers the range calibration saw
+/// int8 with calibration, after MixedPrecision: decides which convolutions compute in int8 (u8
+/// inputs, s8 weights, int32 sums; the runtime's `Int8Convolution`) and which stay in fp32
+/// arithmetic, by measuring, never by guessing. A layer can compute in int8 when its weight
+/// (all of them, for layers that read one input together) is bound for int8 (one scale per
+/// output channel) and calibration saw its input. A weight MixedPrecision promoted is measured
+/// at its int8 form and, when accepted, stored int8 again; the converter then spends the bytes
+/// freed in a second MixedPrecision attempt that leaves the int8-computing weights alone. Its input quantization covers the range calibration saw
 /// (`ActivationQuantization(low:high:)`, asymmetric u8, zero exact).
 ///
 /// Greedy, largest multiply-add count first (the most time saved): a layer is accepted when
@@ -47,13 +48,7 @@ struct ChooseInt8Compute: ConversionPass {
         let reference = try images.map { try network.reference.forward(image: $0) }
 
         // The layers in the order the network runs them, with their multiply-adds on the first image.
-        var stored: [String: [Float]] = [:]
-        var int8Forms: [String: (q: [Int8], scales: [Float])] = [:]
-        for t in state.tensors {
-            stored[t.key] = t.storedValues
-            if case .int8(let q, let scales) = t.stored { int8Forms[t.key] = (q, scales) }
-        }
-        struct Group { var keys: [String]; var macs: Double; var input: ActivationQuantization? }
+        struct Group { var keys: [String]; var macs: Double; var candidate: Bool }
         var groups: [Group] = []
         var skipped: [JSONValue] = []
         for input in try network.reference.forward(image: first, recordLayerInputs: true).layerInputs {
@@ -66,28 +61,30 @@ struct ChooseInt8Compute: ConversionPass {
                 let outW = layer.op == .linear ? m.width : (m.width + 2 * p - k) / s + 1
                 macs += Double(layer.outChannels * layer.inChannels * k * k * outH * outW)
             }
-            let ranges = input.weightKeys.compactMap { state.inputRanges[$0] }
-            let eligible = input.weightKeys.allSatisfy { int8Forms[$0] != nil } && ranges.count == input.weightKeys.count
-            let quantization = eligible ? ChooseInt8Compute.fitted(low: ranges.map(\.low).min()!, high: ranges.map(\.high).max()!,
-                                                                   samples: state.inputSamples[input.weightKeys[0]] ?? []) : nil
-            if quantization == nil {
-                skipped.append(.object(["weights": json(input.weightKeys), "reason": json(eligible ? "its input range is empty"
-                    : "not every weight is int8 with per-channel scales (kept, promoted, or its input unmeasured)")]))
+            let bound = input.weightKeys.allSatisfy { key in state.index(of: key).map { state.tensors[$0].int8Form != nil } ?? false }
+            let measured = input.weightKeys.allSatisfy { state.inputRanges[$0] != nil }
+            let candidate = bound && measured && ChooseInt8Compute.quantization(input.weightKeys, state) != nil
+            if !candidate {
+                skipped.append(.object(["weights": json(input.weightKeys), "reason": json(!bound || !measured
+                    ? "not every weight is bound for int8 with its input measured (kept at fp32, or its input unmeasured)" : "its input range is empty")]))
             }
-            groups.append(Group(keys: input.weightKeys, macs: macs, input: quantization))
+            groups.append(Group(keys: input.weightKeys, macs: macs, candidate: candidate))
         }
         let totalMACs = groups.reduce(0) { $0 + $1.macs }
 
-        func layers(_ chosen: [Group]) -> [String: Int8Layer] {
-            var out: [String: Int8Layer] = [:]
-            for g in chosen {
-                for key in g.keys { out[key] = Int8Layer(weight: int8Forms[key]!.q, scales: int8Forms[key]!.scales, input: g.input!) }
+        /// The low quantile of the desc and meta cosines over all maps, positions and images,
+        /// with the stored values of `s` and the layers `chosen` computing in int8.
+        func measure(_ s: ConversionState, _ chosen: [(keys: [String], input: ActivationQuantization)]) throws -> (desc: Double, meta: Double) {
+            var stored: [String: [Float]] = [:]
+            for t in s.tensors { stored[t.key] = t.storedValues }
+            var layers: [String: Int8Layer] = [:]
+            for (keys, input) in chosen {
+                for key in keys {
+                    guard let i = s.index(of: key), case .int8(let q, let scales)? = s.tensors[i].int8Form?.stored else { continue }
+                    layers[key] = Int8Layer(weight: q, scales: scales, input: input)
+                }
             }
-            return out
-        }
-        /// The low quantile of the desc and meta cosines over all maps, positions and images.
-        func measure(_ chosen: [Group]) throws -> (desc: Double, meta: Double) {
-            let model = try network.model(replacing: stored, int8Layers: layers(chosen))
+            let model = try network.model(replacing: stored, int8Layers: layers)
             var desc: [Double] = [], meta: [Double] = []
             for (image, expected) in zip(images, reference) {
                 let out = try model.forward(image: image)
@@ -96,39 +93,85 @@ struct ChooseInt8Compute: ConversionPass {
                     meta += positionCosines(out.meta[v], expected.meta[v])
                 }
             }
-            let result = (desc: lowQuantile(desc, ChooseInt8Compute.quantile), meta: lowQuantile(meta, ChooseInt8Compute.quantile))
-            return result
+            return (lowQuantile(desc, ChooseInt8Compute.quantile), lowQuantile(meta, ChooseInt8Compute.quantile))
+        }
+        func keeps(_ r: (desc: Double, meta: Double)) -> Bool { r.desc >= ChooseInt8Compute.descriptorCosine && r.meta >= ChooseInt8Compute.metaCosine }
+        /// How far inside the tolerances, in units of each tolerance's room to 1.
+        func margin(_ r: (desc: Double, meta: Double)) -> Double {
+            min((r.desc - ChooseInt8Compute.descriptorCosine) / (1 - ChooseInt8Compute.descriptorCosine),
+                (r.meta - ChooseInt8Compute.metaCosine) / (1 - ChooseInt8Compute.metaCosine))
         }
 
-        let storedOnly = try measure([])
-        var accepted: [Group] = []
+        let storedOnly = try measure(state, [])
+        var current = state
+        var accepted: [(keys: [String], input: ActivationQuantization)] = []
+        var acceptedMACs = 0.0
         var rows: [JSONValue] = []
         // A layer computing in int8 only adds error: when the stored weights alone are outside,
         // no layer can be inside.
-        let room = storedOnly.desc >= ChooseInt8Compute.descriptorCosine && storedOnly.meta >= ChooseInt8Compute.metaCosine
-        for g in groups.filter({ $0.input != nil && room }).sorted(by: { $0.macs > $1.macs }) {
-            let result = try measure(accepted + [g])
-            let keeps = result.desc >= ChooseInt8Compute.descriptorCosine && result.meta >= ChooseInt8Compute.metaCosine
-            if keeps { accepted.append(g) }
-            rows.append(.object([
-                "weights": json(g.keys), "compute": json(keeps ? "int8" : "fp32"),
+        let room = keeps(storedOnly)
+        for g in groups.filter({ $0.candidate && room }).sorted(by: { $0.macs > $1.macs }) {
+            state.progress?("calibration: int8 arithmetic for \(g.keys[0])")
+            let input = ChooseInt8Compute.quantization(g.keys, current)!
+            let plain = try measure(current, accepted + [(g.keys, input)])
+            // The same layer with its input equalized, when a producer allows it.
+            var equalized: (state: ConversionState, input: ActivationQuantization, result: (desc: Double, meta: Double))? = nil
+            if let link = InputEqualization.link(consumers: g.keys, current), let k = InputEqualization.factors(link, current),
+               let trial = InputEqualization.apply(InputEqualization.Applied(link: link, factors: k), to: current),
+               let q = ChooseInt8Compute.quantization(g.keys, trial) {
+                equalized = (trial, q, try measure(trial, accepted + [(g.keys, q)]))
+            }
+            var row: JSONObject = [
+                "weights": json(g.keys),
                 "share_of_multiply_adds": .double((g.macs / max(totalMACs, 1) * 10_000).rounded() / 10_000),
-                "input_scale": .double(Double(g.input!.scale)), "input_zero_point": json(g.input!.zeroPoint),
-                "desc_cosine_quantile": .double(result.desc), "meta_cosine_quantile": .double(result.meta),
-            ]))
+                "desc_cosine_quantile": .double(plain.desc), "meta_cosine_quantile": .double(plain.meta),
+            ]
+            if let e = equalized {
+                row["equalized_desc_cosine_quantile"] = .double(e.result.desc)
+                row["equalized_meta_cosine_quantile"] = .double(e.result.meta)
+            }
+            let useEqualized = equalized.map { keeps($0.result) && (!keeps(plain) || margin($0.result) > margin(plain)) } ?? false
+            var q = input
+            if useEqualized, let e = equalized {
+                current = e.state
+                q = e.input
+                row["input_equalized_by"] = json(e.state.equalizations.last!.link.producer)
+            }
+            let chosen = useEqualized || keeps(plain)
+            if chosen {
+                accepted.append((g.keys, q))
+                acceptedMACs += g.macs
+                row["input_scale"] = .double(Double(q.scale))
+                row["input_zero_point"] = json(q.zeroPoint)
+            }
+            row["compute"] = json(chosen ? "int8" : "fp32")
+            rows.append(.object(row))
         }
-        for (key, layer) in layers(accepted) {
-            state.int8Compute[key] = AISWMetadata.Int8Compute(inputScale: layer.input.scale, inputZeroPoint: layer.input.zeroPoint)
+        for (keys, input) in accepted {
+            for key in keys {
+                current.int8Compute[key] = AISWMetadata.Int8Compute(inputScale: input.scale, inputZeroPoint: input.zeroPoint)
+                // A weight MixedPrecision stored wider goes back to its int8 form: int8 arithmetic
+                // reads it (the measurement above ran it so); the bytes freed go to other weights.
+                guard let i = current.index(of: key), let form = current.tensors[i].int8Form, current.tensors[i].promotion != nil else { continue }
+                current.tensors[i].stored = form.stored
+                current.tensors[i].error = form.error
+                current.tensors[i].rounding = form.rounding
+                current.tensors[i].history.append("back to int8 (ChooseInt8Compute): it computes in int8, \(current.tensors[i].promotion!)")
+                current.tensors[i].promotion = nil
+            }
         }
-        let final = accepted.isEmpty ? storedOnly : try measure(accepted)
+        let final = accepted.isEmpty ? storedOnly : try measure(current, accepted)
+        state = current
         return .object([
             "ran": .bool(true),
             "rule": json("largest multiply-add count first; int8 while the \(ChooseInt8Compute.quantile) quantile of the per-position cosines "
-                         + "to the fp32 network stays >= \(ChooseInt8Compute.descriptorCosine) (desc maps) and >= \(ChooseInt8Compute.metaCosine) (meta maps)"),
+                         + "to the fp32 network stays >= \(ChooseInt8Compute.descriptorCosine) (desc maps) and >= \(ChooseInt8Compute.metaCosine) (meta maps); "
+                         + "each layer tried as it is and with its input equalized (InputEqualization), the one further inside kept"),
             "sensitivity_images": json(images.count),
             "weights_stored_only": .object(["desc_cosine_quantile": .double(storedOnly.desc), "meta_cosine_quantile": .double(storedOnly.meta)]),
             "chosen": .object(["desc_cosine_quantile": .double(final.desc), "meta_cosine_quantile": .double(final.meta)]),
-            "int8_share_of_multiply_adds": .double((accepted.reduce(0) { $0 + $1.macs } / max(totalMACs, 1) * 10_000).rounded() / 10_000),
+            "int8_share_of_multiply_adds": .double((acceptedMACs / max(totalMACs, 1) * 10_000).rounded() / 10_000),
+            "equalized_inputs": json(current.equalizations.count),
             "layers": .array(rows),
             "not_candidates": .array(skipped),
         ])
@@ -136,6 +179,13 @@ struct ChooseInt8Compute: ConversionPass {
 }
 
 extension ChooseInt8Compute {
+    /// The input quantization of the layers `keys` (one input) from what calibration saw of it.
+    static func quantization(_ keys: [String], _ state: ConversionState) -> ActivationQuantization? {
+        let ranges = keys.compactMap { state.inputRanges[$0] }
+        guard let first = keys.first, ranges.count == keys.count else { return nil }
+        return fitted(low: ranges.map(\.low).min()!, high: ranges.map(\.high).max()!, samples: state.inputSamples[first] ?? [])
+    }
+
     /// The u8 quantization of an input whose values calibration saw in `low ... high`: of the
     /// ranges `f * low ... f * high` (f = 2^(-k/4) from 1 down to 1/64), the one with the least
     /// squared error on `samples`: the inputs are heavy-tailed (the calibration images' largest

@@ -29,8 +29,9 @@ struct CollectInputMoments: ConversionPass {
         // One accumulator per input read by int8-bound weights, in the order the network reads them.
         var groups: [(keys: [String], layer: LayerSpec)] = []
         var accumulators: [InputMoments] = []
-        var ranges: [(low: Float, high: Float)] = []
+        var ranges: [[(low: Float, high: Float)]] = []
         var samples: [[Float]] = []
+        var sampleChannels: [[Int32]] = []
         var unavailable = Set<Int>()
         for i in 0..<settings.images {
             state.progress?("calibration: layer inputs of image \(i + 1) of \(settings.images)")
@@ -46,8 +47,9 @@ struct CollectInputMoments: ConversionPass {
                     }
                     groups.append((input.weightKeys.filter { state.plan.int8($0) }, layer))
                     accumulators.append(InputMoments(size: columns(layer)))
-                    ranges.append((.infinity, -.infinity))
+                    ranges.append([(low: Float, high: Float)](repeating: (.infinity, -.infinity), count: layer.inChannels))
                     samples.append([])
+                    sampleChannels.append([])
                 }
             }
             guard inputs.count == groups.count else { throw ConversionError.unexpectedTensor(key: inputs.last?.weightKeys.first ?? "") }
@@ -60,9 +62,15 @@ struct CollectInputMoments: ConversionPass {
                         DispatchQueue.concurrentPerform(iterations: groups.count) { s in
                             let layer = groups[s].layer, map = inputs[s].map
                             guard map.channels == layer.inChannels else { return }
-                            for v in map.values {
-                                range[s].low = min(range[s].low, v)
-                                range[s].high = max(range[s].high, v)
+                            map.values.withUnsafeBufferPointer { v in
+                                for c in 0..<map.channels {
+                                    var low = range[s][c].low, high = range[s][c].high
+                                    for j in (c * map.planeSize)..<((c + 1) * map.planeSize) {
+                                        low = min(low, v[j])
+                                        high = max(high, v[j])
+                                    }
+                                    range[s][c] = (low, high)
+                                }
                             }
                             if layer.op == .linear {
                                 flags[s] = moments[s].addPositions(map.values, channels: map.channels)
@@ -79,6 +87,8 @@ struct CollectInputMoments: ConversionPass {
                 let values = inputs[s].map.values
                 let step = max(1, values.count / CollectInputMoments.samplesPerImage)
                 samples[s] += stride(from: 0, to: values.count, by: step).map { values[$0] }
+                let plane = max(1, inputs[s].map.planeSize)
+                sampleChannels[s] += stride(from: 0, to: values.count, by: step).map { Int32($0 / plane) }
             }
         }
 
@@ -91,11 +101,14 @@ struct CollectInputMoments: ConversionPass {
             }
             for key in group.keys {
                 state.moments[key] = accumulators[s]
-                state.inputRanges[key] = ranges[s]
+                state.inputRanges[key] = (ranges[s].map(\.low).min() ?? 0, ranges[s].map(\.high).max() ?? 0)
+                state.inputChannelRanges[key] = ranges[s]
                 state.inputSamples[key] = samples[s]
+                state.inputSampleChannels[key] = sampleChannels[s]
             }
+            let low = ranges[s].map(\.low).min() ?? 0, high = ranges[s].map(\.high).max() ?? 0
             layers.append(.object(["weights": json(group.keys), "size": json(accumulators[s].size), "vectors": json(accumulators[s].count),
-                                   "input_range": .array([.double(Double(ranges[s].low)), .double(Double(ranges[s].high))])]))
+                                   "input_range": .array([.double(Double(low)), .double(Double(high))])]))
         }
         return .object([
             "ran": .bool(true),

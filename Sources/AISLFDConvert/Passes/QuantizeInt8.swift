@@ -79,6 +79,7 @@ struct QuantizeInt8: ConversionPass {
             note += ", SQNR \(formatDecibels(decibels(signal: e.signal, noise: e.noise))), max abs error \(formatError(e.maxAbs))"
             if zero > 0 { note += ", \(zero) all-zero channels (scale 0)" }
             t.history.append(note)
+            t.int8Form = (t.stored, e, t.rounding)
             zeroChannels += zero
         }
         record["rounding"] = json("GPTQ where calibration measured the weight's inputs, else round half to even; clamped to [-127, 127]")

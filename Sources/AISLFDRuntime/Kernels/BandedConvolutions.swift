@@ -12,18 +12,23 @@ enum BandedConvolutions {
     static func thenPool2x2(_ x: FeatureMap, _ first: Convolution, _ second: Convolution, workers: Workers,
                             bandFloats: Int = BandedConvolutions.bandFloats) -> FeatureMap {
         let h = x.height, w = x.width, pooledH = h / 2, pooledW = w / 2
-        let bandPooledRows = max(1, bandFloats / max(1, 2 * first.geometry.outChannels * w))
-        guard bandPooledRows < pooledH, pooledW > 0 else { return second.applyThenPool2x2(first.apply(x)) }
+        let most = max(1, bandFloats / max(1, 2 * first.geometry.outChannels * w))
+        guard most < pooledH, pooledW > 0 else { return second.applyThenPool2x2(first.apply(x)) }
+        // Bands of equal length (the first and last shifted inside the image), so each
+        // convolution's output buffer is reused from band to band and pass to pass.
+        let bandPooledRows = (pooledH + (pooledH + most - 1) / most - 1) / ((pooledH + most - 1) / most)
+        let length = min(h, 2 * bandPooledRows + 4)
         let channels = second.geometry.outChannels
         var out = FeatureMap.uninitialized(channels: channels, height: pooledH, width: pooledW)
         for p0 in stride(from: 0, to: pooledH, by: bandPooledRows) {
             let p1 = min(pooledH, p0 + bandPooledRows)
-            // second's rows 2p0 ..< 2p1 need first's rows c ..< d, which need input rows a ..< b.
-            let c = max(0, 2 * p0 - 1), d = min(h, 2 * p1 + 1)
-            let a = max(0, c - 1), b = min(h, d + 1)
-            let middle = first.apply(x.rowSlice(a..<b)).rowSlice((c - a)..<(d - a))
-            let band = second.apply(middle)
-            let skip = 2 * p0 - c
+            // second's rows 2p0 ..< 2p1 need first's rows 2p0 - 1 ..< 2p1 + 1, which need input
+            // rows 2p0 - 2 ..< 2p1 + 2, inside a ..< b. second runs on all of first's rows a ..< b:
+            // the rows it gets wrong near a band's edges (zeros in place of the rows beyond) are
+            // outside 2p0 ..< 2p1.
+            let a = min(max(0, 2 * p0 - 2), h - length), b = a + length
+            let band = second.apply(first.apply(x.rowSlice(a..<b)))
+            let skip = 2 * p0 - a
             band.values.withUnsafeBufferPointer { input in
                 out.values.withUnsafeMutableBufferPointer { output in
                     let src = input.baseAddress!, dst = output.baseAddress!

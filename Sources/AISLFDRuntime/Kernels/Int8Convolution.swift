@@ -96,19 +96,21 @@ final class NamedConvolution: Convolution {
     var geometry: ConvGeometry { conv.geometry }
     var workers: Workers { conv.workers }
 
+    private var name: String { weightKeys.first ?? "" }
+
     func apply(_ x: FeatureMap) -> FeatureMap {
         LayerInputRecorder.current?.record(weightKeys, x)
-        return conv.apply(x)
+        return LayerTimes.timeLayer(name) { conv.apply(x) }
     }
 
     func apply(_ x: FeatureMap, channels: Range<Int>) -> FeatureMap {
         LayerInputRecorder.current?.record(weightKeys, x.channelSlice(channels))
-        return conv.apply(x, channels: channels)
+        return LayerTimes.timeLayer(name) { conv.apply(x, channels: channels) }
     }
 
     func applyThenPool2x2(_ x: FeatureMap) -> FeatureMap {
         LayerInputRecorder.current?.record(weightKeys, x)
-        return conv.applyThenPool2x2(x)
+        return LayerTimes.timeLayer(name) { conv.applyThenPool2x2(x) }
     }
 }
 
@@ -208,7 +210,7 @@ final class Int8Convolution: Convolution {
                         epilogue.withPointer { e in
                             for band in range {
                                 let oy0 = band * bandRows, rows = min(bandRows, outH - oy0)
-                                ckernels_int8_fill(source, Int32(g.inChannels), Int32(x.height), Int32(x.width), Int32(s), Int32(g.padding),
+                                ckernels_int8_fill(level, source, Int32(g.inChannels), Int32(x.height), Int32(x.width), Int32(s), Int32(g.padding),
                                                    Int32(g.kernel), Int32(oy0), Int32(rows), Int32(paddedRows), inverse, zeroPoint, window)
                                 ckernels_gemm_u8s8(level, Int32(g.outChannels), Int32(rows), Int32(outW), Int32(o.count), packed.baseAddress!,
                                                    window, s * phaseWidth * 4, o.baseAddress!, output + oy0 * outW, outH * outW, outW, e)
@@ -227,8 +229,9 @@ final class Int8Convolution: Convolution {
 
 extension CPUKernels {
     func makeInt8Convolution(_ geometry: ConvGeometry, layer: Int8Layer, epilogue: Epilogue) -> Convolution {
-        Int8Convolution(geometry, layer: layer, epilogue: epilogue, level: Int8Convolution.level(level), workers: workers,
-                        bandPositions: columnBudget ?? 0)
+        let made = Int8Convolution(geometry, layer: layer, epilogue: epilogue, level: Int8Convolution.level(level), workers: workers,
+                                   bandPositions: columnBudget ?? 0)
+        return LayerTimes.isEnabled ? TimedConvolution(made) : made
     }
 }
 

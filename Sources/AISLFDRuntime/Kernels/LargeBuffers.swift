@@ -50,12 +50,20 @@ final class ReusableBuffer: @unchecked Sendable {
     /// 64 MB: every output at 480 x 640 is kept.
     static let largestKept = 16 << 20
 
+    /// The kept array resized to `count` within its capacity (a layer's last band can be
+    /// shorter; a fresh array each time would come back as pages the system zeroes).
     func take(count: Int) -> [Float] {
         lock.lock()
         var array: [Float] = []
-        if stored.count == count { swap(&array, &stored) }
+        swap(&array, &stored)
         lock.unlock()
-        return array.count == count ? array : LargeBuffers.uninitialized(count)
+        guard count > 0, array.capacity >= count else { return LargeBuffers.uninitialized(count) }
+        if array.count > count {
+            array.removeLast(array.count - count)
+        } else if array.count < count {
+            array.append(contentsOf: repeatElement(0, count: count - array.count))
+        }
+        return array
     }
 
     func keep(_ array: [Float]) {

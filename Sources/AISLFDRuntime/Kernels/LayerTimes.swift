@@ -3,13 +3,15 @@ import Foundation
 
 /// Wall time spent per kind of layer, summed over every pass of the process,
 /// when the environment variable AISLFD_PROFILE=1 is set (for the benchmark's
-/// per-kind share of peak); otherwise nothing is timed and nothing is kept.
+/// per-kind share of peak), and also per convolution (by its first weight key) with
+/// AISLFD_PROFILE=layers; otherwise nothing is timed and nothing is kept.
 public enum LayerTimes {
     /// The kinds timed: 3x3 and 1x1 convolutions (of any stride), and the
     /// attention products with their softmax (PSA's QK^T, softmax, AV).
     public static let kinds = ["conv3x3", "conv1x1", "attention"]
 
-    public static let isEnabled = ProcessInfo.processInfo.environment["AISLFD_PROFILE"] == "1"
+    public static let isEnabled = ["1", "layers"].contains(ProcessInfo.processInfo.environment["AISLFD_PROFILE"])
+    public static let byLayer = ProcessInfo.processInfo.environment["AISLFD_PROFILE"] == "layers"
 
     private static let lock = NSLock()
     nonisolated(unsafe) private static var seconds: [String: Double] = [:]
@@ -19,6 +21,27 @@ public enum LayerTimes {
         lock.lock()
         defer { lock.unlock() }
         return seconds
+    }
+
+    /// Seconds per convolution so far, by its first weight key, in the order first run.
+    public static var layerTotals: [(key: String, seconds: Double)] {
+        lock.lock()
+        defer { lock.unlock() }
+        return layerOrder.map { ($0, layerSeconds[$0] ?? 0) }
+    }
+    nonisolated(unsafe) private static var layerSeconds: [String: Double] = [:]
+    nonisolated(unsafe) private static var layerOrder: [String] = []
+
+    static func timeLayer<R>(_ key: String, _ body: () -> R) -> R {
+        guard byLayer else { return body() }
+        let start = DispatchTime.now().uptimeNanoseconds
+        let result = body()
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        lock.lock()
+        if layerSeconds[key] == nil { layerOrder.append(key) }
+        layerSeconds[key, default: 0] += elapsed
+        lock.unlock()
+        return result
     }
 
     static func time<R>(_ kind: String, _ body: () -> R) -> R {

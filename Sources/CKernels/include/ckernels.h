@@ -100,7 +100,8 @@ void ckernels_quantize_u8(const float *x, int count, float inverse_scale, int ze
 /// (channels past the last are zero_point), with phase_width = ceil((width + 2 padding) /
 /// stride), for rows < stride * (output_rows - 1) + kernel <= window_rows (a band's window
 /// is laid out for its longest band, so the offsets are the same for every band).
-void ckernels_int8_fill(const float *input, int channels, int height, int width, int stride, int padding, int kernel,
+/// `level` as for ckernels_gemm_u8s8 (the same bytes at every level).
+void ckernels_int8_fill(int level, const float *input, int channels, int height, int width, int stride, int padding, int kernel,
                         int first_output_row, int output_rows, int window_rows, float inverse_scale, int zero_point,
                         uint8_t *window);
 
