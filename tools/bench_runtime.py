@@ -21,8 +21,16 @@ What it does (from the repository root):
    reports the min and median of its N passes (PyTorch and onnxruntime after
    one untimed warm-up pass); the report takes the best min and the median of
    the medians over the rounds.
-6. Converts the weights to fp16 and int8 `.aisw` with aislfd-convert and times
-   those too (layers that compute in fp32 are dequantized at load), unless --no-quantized.
+6. Unless --no-quantized, int8 on the trained checkpoints (Weights/trained: which layers
+   compute in int8 depends on the weights, so random ones would say little): each is
+   converted to fp32, fp16 and int8 `.aisw` (aislfd-convert, calibrated) and exported to
+   ONNX, and onnxruntime's own int8 is made from that ONNX with quantize_static (QDQ,
+   per-channel s8 weights, u8 activations, MinMax on ORT_CALIBRATION seeded synthetic
+   photos), once for every op it quantizes and once for the convolutions only. All are
+   timed like the rest, and each one's accuracy is printed beside its time: the least and
+   mean per-position cosine of its desc and meta maps to PyTorch fp32 on the same trained
+   weights. The ratios the int8 work is judged by follow: Swift int8 / Swift fp32, and
+   onnxruntime int8 / onnxruntime fp32.
 7. Peak resident memory of every child (/usr/bin/time's maximum resident set
    size), the Swift fp32 run on aislfd-c included.
 8. Parity on this image: the Swift outputs (last round) against PyTorch's, as
@@ -60,6 +68,10 @@ TOOLS = ROOT / 'tools'
 sys.path.insert(0, str(TOOLS))
 
 WEIGHTS = {'lisrd': ROOT / 'Weights' / 'lisrd.h5', 'aislfd-c': ROOT / 'Weights' / 'aislfd-c.safetensors'}
+TRAINED = {'lisrd': ROOT / 'Weights' / 'trained' / 'lisrd.pth', 'aislfd-c': ROOT / 'Weights' / 'trained' / 'aislfd-c.pth'}
+# Swift int8 / Swift fp32 targets (the int8 issue): aislfd-c's attention stays fp32.
+INT8_TARGETS = {'lisrd': 0.50, 'aislfd-c': 0.70}
+ORT_CALIBRATION = (101, 102, 103, 104)
 IMAGE_SEED = 7
 TIME = Path('/usr/bin/time')
 
@@ -321,6 +333,52 @@ def relative_errors(run_path, reference_path):
     return errors
 
 
+def position_cosines(run_path, reference_path):
+    """{'desc': (least, mean), 'meta': (least, mean)}: cosines between the two runs' vectors
+    at every position of every map of the group."""
+    run, ref = np.load(run_path), np.load(reference_path)
+    found = {}
+    for group in ('desc', 'meta'):
+        keys = [k for k in ref.files if k.startswith(group + '.')]
+        if not keys or any(k not in run.files for k in keys):
+            found[group] = (float('nan'), float('nan'))
+            continue
+        cosines = []
+        for k in keys:
+            b = ref[k].reshape(ref[k].shape[-3], -1).astype(np.float64)
+            a = run[k].reshape(b.shape).astype(np.float64)
+            cosines.append((a * b).sum(0) / np.maximum(np.linalg.norm(a, axis=0) * np.linalg.norm(b, axis=0), 1e-30))
+        c = np.concatenate(cosines)
+        found[group] = (float(c.min()), float(c.mean()))
+    return found
+
+
+def quantize_onnx(fp32_path, out_path, height, width, convolutions_only):
+    """onnxruntime's static int8 (QDQ, per-channel) of an ONNX model, calibrated by MinMax
+    on the ORT_CALIBRATION synthetic photos; None or an error string."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    import synthetic
+
+    class Photos(CalibrationDataReader):
+        def __init__(self):
+            self.images = iter(ORT_CALIBRATION)
+
+        def get_next(self):
+            seed = next(self.images, None)
+            if seed is None:
+                return None
+            image = synthetic.draw_image(seed, height, width).astype(np.float32) / np.float32(255)
+            return {'image': np.ascontiguousarray(image.transpose(2, 0, 1))[None]}
+
+    try:
+        quantize_static(str(fp32_path), str(out_path), Photos(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        op_types_to_quantize=['Conv'] if convolutions_only else None)
+    except Exception as e:  # report, do not stop the benchmark
+        return f'quantize_static failed: {e}'.splitlines()[0]
+    return None
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--rounds', type=int, default=5)
@@ -400,18 +458,36 @@ def main():
                     npz = tmp / f'{arch}.swift-{level}.npz'
                     engines.append(Engine(f'swift fp32 {level}', arch, swift + ['-o', str(npz)],
                                           dict(env, AISLFD_SIMD=level), parse_swift, save=npz))
-            if not args.no_quantized:
-                for precision in ('fp16', 'int8'):
-                    aisw = tmp / f'{arch}.{precision}.aisw'
-                    code, out, err, _ = spawn([str(swift_bin / 'aislfd-convert'), str(WEIGHTS[arch]), str(aisw),
-                                               '--precision', precision])
-                    npz = tmp / f'{arch}.swift-{precision}.npz'
-                    engine = Engine(f'swift {precision}', arch,
+            if not args.no_quantized and TRAINED.get(arch, Path('/nonexistent')).exists():
+                trained = TRAINED[arch]
+                engines.append(Engine('trained pytorch', arch, [python, __file__, '--worker', 'torch', '--weights', str(trained),
+                                                               '--save', str(tmp / f'{arch}.trained-torch.npz')] + common, env,
+                                      save=tmp / f'{arch}.trained-torch.npz'))
+                for precision in ('fp32', 'fp16', 'int8'):
+                    aisw = tmp / f'{arch}.trained-{precision}.aisw'
+                    start = time.perf_counter()
+                    code, out, err, _ = spawn([str(swift_bin / 'aislfd-convert'), str(trained), str(aisw), '--precision', precision])
+                    if precision == 'int8':
+                        print(f'{arch}: calibrated int8 conversion of the trained checkpoint took {time.perf_counter() - start:.1f} s')
+                    npz = tmp / f'{arch}.trained-swift-{precision}.npz'
+                    engine = Engine(f'trained swift {precision}', arch,
                                     [str(swift_bin / 'aislfd-run'), str(aisw), str(image_path), '--repeat', str(args.repeat),
-                                     '--threads', str(args.threads),
-                                     '-o', str(npz)], env, parse_swift, save=npz)
+                                     '--threads', str(args.threads), '-o', str(npz)], env, parse_swift, save=npz)
                     if code != 0:
                         engine.error = f'aislfd-convert failed: {(err or out).strip()}'
+                    engines.append(engine)
+                trained_onnx = tmp / f'{arch}.trained.onnx'
+                export_onnx.export(trained, trained_onnx, arch, args.height, args.width)
+                engines.append(Engine('trained onnxruntime', arch, [python, __file__, '--worker', 'ort', '--onnx', str(trained_onnx),
+                                                                   '--save', str(tmp / f'{arch}.trained-ort.npz')] + common, env,
+                                      save=tmp / f'{arch}.trained-ort.npz'))
+                for label, only in (('trained ort int8 QDQ', False), ('trained ort int8 conv', True)):
+                    q_path = tmp / f'{arch}.trained-{"conv" if only else "all"}.int8.onnx'
+                    problem = quantize_onnx(trained_onnx, q_path, args.height, args.width, only)
+                    npz = tmp / f'{arch}.trained-{"conv" if only else "all"}-ort-int8.npz'
+                    engine = Engine(label, arch, [python, __file__, '--worker', 'ort', '--onnx', str(q_path), '--save', str(npz)] + common,
+                                    env, save=npz)
+                    engine.error = problem
                     engines.append(engine)
 
         for round_index in range(args.rounds):
@@ -437,13 +513,22 @@ def main():
                     print(f'  {e.label:<22}  not timed: {e.error}')
                     results['engines'].append({'arch': arch, 'engine': e.label, 'error': e.error})
                     continue
-                parity = relative_errors(e.save, reference) if e.label != 'pytorch' and reference.exists() else None
-                parity_text = f'{parity["desc"]:.1e}, {parity["meta"]:.1e}' if parity else ''
+                trained_reference = tmp / f'{arch}.trained-torch.npz'
+                if e.label.startswith('trained'):
+                    cosines = position_cosines(e.save, trained_reference) if e.label != 'trained pytorch' and trained_reference.exists() else None
+                    parity = None
+                    parity_text = (f'cosine to PyTorch least/mean: desc {cosines["desc"][0]:.4f}/{cosines["desc"][1]:.5f}, '
+                                   f'meta {cosines["meta"][0]:.4f}/{cosines["meta"][1]:.5f}') if cosines else ''
+                else:
+                    cosines = None
+                    parity = relative_errors(e.save, reference) if e.label != 'pytorch' and reference.exists() else None
+                    parity_text = f'{parity["desc"]:.1e}, {parity["meta"]:.1e}' if parity else ''
                 share = f'{f["total"] / e.best / 1e9 / peak_value:8.0%}' if peak_value else f'{"-":>8}'
                 print(f'  {e.label:<22}{e.best:9.3f}{e.median:10.3f}{f["total"] / e.best / 1e9:9.1f} {share}'
                       f'{e.peak / 2**20:8.0f} MB   {parity_text}')
                 results['engines'].append({'arch': arch, 'engine': e.label, 'min': e.best, 'median': e.median,
-                                           'gflops': f['total'] / e.best / 1e9, 'peak_rss': e.peak, 'parity': parity})
+                                           'gflops': f['total'] / e.best / 1e9, 'peak_rss': e.peak, 'parity': parity,
+                                           'cosines': cosines})
             print_kinds(arch, f, [by_label.get(k) for k in ('swift fp32', 'pytorch', 'onnxruntime')], peak_value, results)
             swift = by_label.get('swift fp32')
             for other, target in (('pytorch', 0.6), ('onnxruntime', 0.7)):
@@ -454,6 +539,16 @@ def main():
                           f'target <= {target:.2f}: {"met" if ratio <= target else "NOT met"}')
                     results.setdefault('ratios', {})[f'{arch} swift/{other}'] = {
                         'min': swift.best / o.best, 'median': swift.median / o.median}
+            for a, b, target in (('trained swift int8', 'trained swift fp32', INT8_TARGETS.get(arch)),
+                                 ('trained ort int8 QDQ', 'trained onnxruntime', None),
+                                 ('trained ort int8 conv', 'trained onnxruntime', None),
+                                 ('trained swift int8', 'trained ort int8 QDQ', None),
+                                 ('trained swift int8', 'trained onnxruntime', None)):
+                x, y = by_label.get(a), by_label.get(b)
+                if x and y and x.best and y.best:
+                    verdict = f'; target <= {target:.2f}: {"met" if x.best / y.best <= target else "NOT met"}' if target else ''
+                    print(f'  {a} / {b}: {x.best / y.best:.2f} (min), {x.median / y.median:.2f} (median){verdict}')
+                    results.setdefault('ratios', {})[f'{arch} {a}/{b}'] = {'min': x.best / y.best, 'median': x.median / y.median}
             print()
         c = next((e for e in engines if e.arch == 'aislfd-c' and e.label == 'swift fp32' and e.peak), None)
         if c:

@@ -1,7 +1,9 @@
 // int8 products on AVX-512 VNNI: vpdpbusd multiplies 4 unsigned activation bytes by 4
 // signed weight bytes and adds the four products to a 32-bit lane, exactly. A panel of 8
 // rows times 32 positions (two registers of 16) accumulates in 16 registers; each row's 4
-// weights are one broadcast 32-bit word. Positions past the end are masked off.
+// weights are one broadcast 32-bit word; 48 positions (24 accumulators) where the row is
+// long enough, which loads fewer activation vectors per product. Positions past the end
+// are masked off.
 #include "int8_internal.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -15,7 +17,7 @@
 TARGET INLINE void tile(const int vectors, const int masked, int k4, const int8_t *a, const uint8_t *b,
                         const ptrdiff_t *off, float *c, ptrdiff_t ldc, int valid_rows, const __mmask16 *masks,
                         const ckernels_epilogue *e, int row0) {
-    __m512i acc[ROWS][2];
+    __m512i acc[ROWS][3];
     for (int r = 0; r < ROWS; r++)
         for (int v = 0; v < vectors; v++) acc[r][v] = _mm512_setzero_si512();
     for (int g = 0; g < k4; g++) {
@@ -23,9 +25,10 @@ TARGET INLINE void tile(const int vectors, const int masked, int k4, const int8_
         if (g + CKERNELS_INT8_PREFETCH_AHEAD < k4) {
             const char *ahead = (const char *)(b + off[g + CKERNELS_INT8_PREFETCH_AHEAD]);
             _mm_prefetch(ahead, _MM_HINT_T0);
-            if (vectors == 2) _mm_prefetch(ahead + 64, _MM_HINT_T0);
+            if (vectors >= 2) _mm_prefetch(ahead + 64, _MM_HINT_T0);
+            if (vectors == 3) _mm_prefetch(ahead + 128, _MM_HINT_T0);
         }
-        __m512i bv[2];
+        __m512i bv[3];
         for (int v = 0; v < vectors; v++)
             bv[v] = masked ? _mm512_maskz_loadu_epi32(masks[v], bg + 64 * v) : _mm512_loadu_si512((const void *)(bg + 64 * v));
         const int8_t *ag = a + (size_t)g * ROWS * 4;
@@ -47,6 +50,8 @@ TARGET INLINE void tile(const int vectors, const int masked, int k4, const int8_
 #define TILE_ARGS int k4, const int8_t *a, const uint8_t *b, const ptrdiff_t *off, float *c, ptrdiff_t ldc, \
                   int valid_rows, const __mmask16 *masks, const ckernels_epilogue *e, int row0
 #define TILE_PASS k4, a, b, off, c, ldc, valid_rows, masks, e, row0
+TARGET __attribute__((noinline)) static void tile48(TILE_ARGS) { tile(3, 0, TILE_PASS); }
+TARGET __attribute__((noinline)) static void tile48_masked(TILE_ARGS) { tile(3, 1, TILE_PASS); }
 TARGET __attribute__((noinline)) static void tile32(TILE_ARGS) { tile(2, 0, TILE_PASS); }
 TARGET __attribute__((noinline)) static void tile32_masked(TILE_ARGS) { tile(2, 1, TILE_PASS); }
 TARGET __attribute__((noinline)) static void tile16_masked(TILE_ARGS) { tile(1, 1, TILE_PASS); }
@@ -60,16 +65,18 @@ TARGET void ckernels_gemm_u8s8_avx512vnni(int m, int rows, int n, int k4, const 
     for (int g0 = 0; g0 < panels; g0 += CKERNELS_INT8_PANEL_GROUP) {
         int g1 = g0 + CKERNELS_INT8_PANEL_GROUP < panels ? g0 + CKERNELS_INT8_PANEL_GROUP : panels;
         for (int r = 0; r < rows; r++) {
-            for (int x = 0; x < n; x += 32) {
+            for (int x = 0; x < n;) {
                 int left = n - x;
-                __mmask16 masks[2] = {lanes(left), lanes(left - 16)};
-                void (*kernel)(TILE_ARGS) = left >= 32 ? tile32 : left > 16 ? tile32_masked : tile16_masked;
+                __mmask16 masks[3] = {lanes(left), lanes(left - 16), lanes(left - 32)};
+                void (*kernel)(TILE_ARGS) = left >= 48 ? tile48 : left > 32 ? tile48_masked : left >= 32 ? tile32
+                                          : left > 16 ? tile32_masked : tile16_masked;
                 const uint8_t *bx = b + r * b_grid_row + 4 * (ptrdiff_t)x;
                 for (int p = g0; p < g1; p++) {
                     int row0 = p * ROWS;
                     kernel(k4, packed + (size_t)row0 * k4 * 4, bx, b_offsets, c + row0 * c_matrix_row + r * c_grid_row + x,
                            c_matrix_row, m - row0, masks, e, row0);
                 }
+                x += left >= 48 || left > 32 ? 48 : 32;
             }
         }
     }

@@ -39,10 +39,12 @@ enum InputEqualization {
         var consumers: [String]
     }
 
-    /// A link with its factors, as applied.
+    /// A link with its factors, as applied, and the consumers' int8 forms it rounded (so
+    /// applying it again, in a later size-budget attempt, repeats no GPTQ).
     struct Applied {
         var link: Link
         var factors: [Float]
+        var rounded: [String: (q: [Int8], scales: [Float], rounding: String)] = [:]
     }
 
     /// The link whose consumers are exactly the weights `keys` (the layers reading one input), if any.
@@ -91,6 +93,7 @@ enum InputEqualization {
     /// stored value would leave its format's normal range, where scaling is no longer exact.
     static func apply(_ applied: Applied, to state: ConversionState) -> ConversionState? {
         var s = state
+        var recorded = applied
         let link = applied.link, k = applied.factors, n = link.channels
         let note = "InputEqualization: channel c * k[c] (powers of two, 2^\(k.map { Int($0.exponent) }.min() ?? 0) ... "
             + "2^\(k.map { Int($0.exponent) }.max() ?? 0)) for \(link.consumers.joined(separator: ", ")); exact"
@@ -120,7 +123,9 @@ enum InputEqualization {
             let w = s.tensors[i].values
             // x' = k x: the moments H' = K H K, with K the factor of each column.
             var int8: (q: [Int8], scales: [Float], rounding: String)
-            if let moments = s.moments[key] {
+            if let known = applied.rounded[key] {
+                int8 = known
+            } else if let moments = s.moments[key] {
                 var h = moments.matrix
                 for a in 0..<columns {
                     for b in 0..<columns { h[a * columns + b] *= Double(factor(a)) * Double(factor(b)) }
@@ -135,6 +140,7 @@ enum InputEqualization {
                 let r = QuantizeInt8.roundToNearest(w, channels: rows)
                 int8 = (r.values, r.scales, "nearest")
             }
+            recorded.rounded[key] = int8
             var error = StorageError()
             let values = AISWDequantize.int8(int8.q, scales: int8.scales, rows: rows, group: 0)
             for j in w.indices { Quantization.account(w[j], values[j], into: &error) }
@@ -163,7 +169,7 @@ enum InputEqualization {
                 s.inputSamples[key] = zip(samples, channels).map { $0 * k[Int($1)] }
             }
         }
-        s.equalizations.append(applied)
+        s.equalizations.append(recorded)
         return s
     }
 
