@@ -34,23 +34,24 @@ public enum LayerTimes {
 
     static func timeLayer<R>(_ key: String, _ body: () -> R) -> R {
         guard byLayer else { return body() }
-        let start = DispatchTime.now().uptimeNanoseconds
-        let result = body()
-        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        lock.lock()
-        if layerSeconds[key] == nil { layerOrder.append(key) }
-        layerSeconds[key, default: 0] += elapsed
-        lock.unlock()
-        return result
+        return timed(body) { elapsed in
+            if layerSeconds[key] == nil { layerOrder.append(key) }
+            layerSeconds[key, default: 0] += elapsed
+        }
     }
 
     static func time<R>(_ kind: String, _ body: () -> R) -> R {
         guard isEnabled else { return body() }
+        return timed(body) { seconds[kind, default: 0] += $0 }
+    }
+
+    /// Runs `body`, then hands its wall time to `record` under the lock.
+    private static func timed<R>(_ body: () -> R, record: (Double) -> Void) -> R {
         let start = DispatchTime.now().uptimeNanoseconds
         let result = body()
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         lock.lock()
-        seconds[kind, default: 0] += elapsed
+        record(elapsed)
         lock.unlock()
         return result
     }
