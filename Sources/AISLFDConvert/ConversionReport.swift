@@ -60,6 +60,18 @@ public struct ConversionReport: Codable, Equatable, Sendable {
         public var promotion: String?
     }
 
+    /// One layer ChooseInt8Compute tried: its weights, whether it computes in int8, its share
+    /// of the network's multiply-adds (the deterministic stand-in for its share of run time),
+    /// its own output SQNR in int8 arithmetic, and the producer that equalized its input.
+    public struct Int8Layer: Codable, Equatable, Sendable {
+        public var weights: [String]
+        /// "int8" or "fp32".
+        public var compute: String
+        public var shareOfMultiplyAdds: Double
+        public var outputSQNR: Decibels?
+        public var inputEqualizedBy: String?
+    }
+
     public struct Totals: Codable, Equatable, Sendable {
         public var sourceTensors: Int
         public var sourceValues: Int
@@ -97,6 +109,8 @@ public struct ConversionReport: Codable, Equatable, Sendable {
     public var folds: [AISWMetadata.Fold]
     public var tensors: [Tensor]
     public var totals: Totals
+    /// int8 with calibration: the layers ChooseInt8Compute tried, largest first; nil otherwise.
+    public var int8Layers: [Int8Layer]?
     public var notes: [String]
 
     /// The `--json` document: pretty-printed, keys sorted.
@@ -119,6 +133,14 @@ public struct ConversionReport: Codable, Equatable, Sendable {
             if let p = t.keptBy { line += "  kept by \"\(p)\"" }
             lines.append(line)
         }
+        if let layers = int8Layers, !layers.isEmpty {
+            lines.append("arithmetic   share of MACs  output SQNR dB  layer (input equalized by)")
+            for l in layers {
+                lines.append(pad(l.compute, 13) + padLeft(String(format: "%.1f%%", l.shareOfMultiplyAdds * 100), 13)
+                             + padLeft(l.outputSQNR?.description ?? "-", 16) + "  " + l.weights.joined(separator: ", ")
+                             + (l.inputEqualizedBy.map { " (\($0))" } ?? ""))
+            }
+        }
         return (lines + totalLines).joined(separator: "\n")
     }
 
@@ -129,7 +151,18 @@ public struct ConversionReport: Codable, Equatable, Sendable {
         if !rounded.isEmpty { lines.insert("int8 rounding: " + rounded.joined(separator: ", "), at: headerLines.count) }
         let promoted = tensors.filter { $0.promotion != nil }.count
         if promoted > 0 { lines.insert("promoted to a wider storage: \(promoted) tensors", at: headerLines.count) }
+        if let line = int8ArithmeticLine { lines.insert(line, at: headerLines.count) }
         return lines.joined(separator: "\n")
+    }
+
+    /// How much computes in int8, in one line (nil unless ChooseInt8Compute ran).
+    private var int8ArithmeticLine: String? {
+        guard let layers = int8Layers else { return nil }
+        let int8 = layers.filter { $0.compute == "int8" }
+        let share = int8.reduce(0) { $0 + $1.shareOfMultiplyAdds }
+        let equalized = int8.filter { $0.inputEqualizedBy != nil }.count
+        return "int8 arithmetic: \(int8.count) of \(layers.count) layers tried, " + String(format: "%.1f%%", share * 100)
+            + " of the multiply-adds (\(equalized) with their input equalized; --verbose lists them)"
     }
 
     private var headerLines: [String] {

@@ -251,6 +251,20 @@ public enum Converter {
             sizeBudget: state.options.calibrates ? state.options.effectiveSizeBudget : nil)
         return ConversionReport(architecture: state.schema.id, precision: state.options.precision.rawValue, fold: state.options.fold,
                                 clamp: state.options.clamp, keep: state.options.keep, passes: records.map(\.name),
-                                folds: state.folds, tensors: rows, totals: totals, notes: notes)
+                                folds: state.folds, tensors: rows, totals: totals, int8Layers: int8Layers(records), notes: notes)
+    }
+
+    /// ChooseInt8Compute's layer rows, from its record; nil when it did not run.
+    private static func int8Layers(_ records: [AISWMetadata.Pass]) -> [ConversionReport.Int8Layer]? {
+        guard let record = records.last(where: { $0.name == "ChooseInt8Compute" })?.details, record["ran"] == .bool(true),
+              case .array(let layers)? = record["layers"] else { return nil }
+        return layers.map { l in
+            let weights: [String]
+            if case .array(let keys)? = l["weights"] { weights = keys.compactMap(\.string) } else { weights = [] }
+            return ConversionReport.Int8Layer(weights: weights, compute: l["compute"]?.string ?? "fp32",
+                                              shareOfMultiplyAdds: l["share_of_multiply_adds"]?.double ?? 0,
+                                              outputSQNR: l["output_sqnr_db"]?.double.map(Decibels.init),
+                                              inputEqualizedBy: l["input_equalized_by"]?.string)
+        }
     }
 }

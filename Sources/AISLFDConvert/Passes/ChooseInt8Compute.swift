@@ -48,7 +48,7 @@ struct ChooseInt8Compute: ConversionPass {
         let reference = try images.map { try network.reference.forward(image: $0) }
 
         // The layers in the order the network runs them, with their multiply-adds on the first image.
-        struct Group { var keys: [String]; var macs: Double; var candidate: Bool }
+        struct Group { var keys: [String]; var macs: Double; var candidate: Bool; var input: FeatureMap }
         var groups: [Group] = []
         var skipped: [JSONValue] = []
         for input in try network.reference.forward(image: first, recordLayerInputs: true).layerInputs {
@@ -68,7 +68,7 @@ struct ChooseInt8Compute: ConversionPass {
                 skipped.append(.object(["weights": json(input.weightKeys), "reason": json(!bound || !measured
                     ? "not every weight is bound for int8 with its input measured (kept at fp32, or its input unmeasured)" : "its input range is empty")]))
             }
-            groups.append(Group(keys: input.weightKeys, macs: macs, candidate: candidate))
+            groups.append(Group(keys: input.weightKeys, macs: macs, candidate: candidate, input: input.map))
         }
         let totalMACs = groups.reduce(0) { $0 + $1.macs }
 
@@ -138,6 +138,10 @@ struct ChooseInt8Compute: ConversionPass {
                 row["input_equalized_by"] = json(e.state.equalizations.last!.link.producer)
             }
             let chosen = useEqualized || keeps(plain)
+            if let sqnr = ChooseInt8Compute.outputSQNR(g.keys, g.input, current, input: q,
+                                                        factors: useEqualized ? current.equalizations.last?.factors : nil) {
+                row["output_sqnr_db"] = .double((sqnr * 10).rounded() / 10)
+            }
             if chosen {
                 accepted.append((g.keys, q))
                 acceptedMACs += g.macs
@@ -179,6 +183,43 @@ struct ChooseInt8Compute: ConversionPass {
 }
 
 extension ChooseInt8Compute {
+    /// The layer's own output SQNR in dB computing in int8 (its int8 form in `state`, input
+    /// quantization `input`) against fp32 arithmetic on its fp32 values in `state`, on the map
+    /// `x` it reads on the first sensitivity image (scaled by `factors` when its input is
+    /// equalized; both sides in the equalized network's terms): the error this one layer adds,
+    /// apart from what it inherits.
+    static func outputSQNR(_ keys: [String], _ x: FeatureMap, _ state: ConversionState,
+                           input: ActivationQuantization, factors: [Float]?) -> Double? {
+        let ops = KernelOps()
+        var scaled = x
+        if let factors, factors.count == x.channels {
+            var values = x.values
+            for c in 0..<x.channels {
+                for j in (c * x.planeSize)..<((c + 1) * x.planeSize) { values[j] *= factors[c] }
+            }
+            guard let map = try? FeatureMap(channels: x.channels, height: x.height, width: x.width, values: values) else { return nil }
+            scaled = map
+        }
+        var signal = 0.0, noise = 0.0
+        for key in keys {
+            guard let spec = state.schema.tensor(key), let layer = state.schema.layer(spec.layer), let i = state.index(of: key),
+                  case .int8(let q, let scales)? = state.tensors[i].int8Form?.stored else { return nil }
+            let k = layer.kernel ?? 1, stride = layer.stride ?? 1, padding = layer.padding ?? 0
+            let weight = WeightTensor(shape: [layer.outChannels, layer.inChannels, k, k], values: state.tensors[i].values)
+            let bias = state.index(of: layer.name + ".bias").map { state.tensors[$0].values }
+            guard let reference = try? ops.conv2d(scaled, weight: weight, bias: bias, stride: stride, padding: padding),
+                  let int8 = try? ops.int8Conv2d(scaled, layer: Int8Layer(weight: q, scales: scales, input: input), kernel: k,
+                                                 bias: bias, stride: stride, padding: padding),
+                  reference.values.count == int8.values.count else { return nil }
+            for (a, b) in zip(int8.values, reference.values) {
+                signal += Double(b) * Double(b)
+                noise += Double(a - b) * Double(a - b)
+            }
+        }
+        guard signal > 0, noise > 0 else { return nil }
+        return 10 * log10(signal / noise)
+    }
+
     /// The input quantization of the layers `keys` (one input) from what calibration saw of it.
     static func quantization(_ keys: [String], _ state: ConversionState) -> ActivationQuantization? {
         let ranges = keys.compactMap { state.inputRanges[$0] }
