@@ -131,13 +131,11 @@ struct ConversionState {
     /// Told what the calibration passes are doing, step by step (the commands show it).
     var progress: ConversionProgress?
     let plan: QuantizationPlan
-    /// Least and greatest value of each int8-bound weight's input on the calibration images
-    /// (CollectInputMoments), by weight key: the range its int8 input quantization covers.
-    var inputRanges: [String: (low: Float, high: Float)] = [:]
     /// An evenly spread sample of each such input's values (CollectInputMoments), by weight key:
     /// what the int8 input quantization's clipping range is fitted to.
     var inputSamples: [String: [Float]] = [:]
-    /// The same per input channel (CollectInputMoments): what InputEqualization evens out.
+    /// Least and greatest value of each input channel of each int8-bound weight's input on the
+    /// calibration images (CollectInputMoments), by weight key: what InputEqualization evens out.
     var inputChannelRanges: [String: [(low: Float, high: Float)]] = [:]
     /// The input channel of each value of `inputSamples`, by weight key.
     var inputSampleChannels: [String: [Int32]] = [:]
@@ -155,6 +153,12 @@ struct ConversionState {
     }
 
     func index(of key: String) -> Int? { tensors.firstIndex { $0.key == key } }
+
+    /// Least and greatest value of the weight's input over all its channels: the range its int8
+    /// input quantization covers; nil when calibration did not measure it.
+    func inputRange(_ key: String) -> (low: Float, high: Float)? {
+        inputChannelRanges[key].map { ranges in (ranges.map(\.low).min() ?? 0, ranges.map(\.high).max() ?? 0) }
+    }
 
     /// The tensor's values; a missing one is named with the role the schema gives it.
     func values(of key: String, role: String) throws -> [Float] {

@@ -62,7 +62,7 @@ struct ChooseInt8Compute: ConversionPass {
                 macs += Double(layer.outChannels * layer.inChannels * k * k * outH * outW)
             }
             let bound = input.weightKeys.allSatisfy { key in state.index(of: key).map { state.tensors[$0].int8Form != nil } ?? false }
-            let measured = input.weightKeys.allSatisfy { state.inputRanges[$0] != nil }
+            let measured = input.weightKeys.allSatisfy { state.inputRange($0) != nil }
             let candidate = bound && measured && ChooseInt8Compute.quantization(input.weightKeys, state) != nil
             if !candidate {
                 skipped.append(.object(["weights": json(input.weightKeys), "reason": json(!bound || !measured
@@ -222,7 +222,7 @@ extension ChooseInt8Compute {
 
     /// The input quantization of the layers `keys` (one input) from what calibration saw of it.
     static func quantization(_ keys: [String], _ state: ConversionState) -> ActivationQuantization? {
-        let ranges = keys.compactMap { state.inputRanges[$0] }
+        let ranges = keys.compactMap { state.inputRange($0) }
         guard let first = keys.first, ranges.count == keys.count else { return nil }
         return fitted(low: ranges.map(\.low).min()!, high: ranges.map(\.high).max()!, samples: state.inputSamples[first] ?? [])
     }

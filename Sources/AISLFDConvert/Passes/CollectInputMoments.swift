@@ -101,12 +101,11 @@ struct CollectInputMoments: ConversionPass {
             }
             for key in group.keys {
                 state.moments[key] = accumulators[s]
-                state.inputRanges[key] = (ranges[s].map(\.low).min() ?? 0, ranges[s].map(\.high).max() ?? 0)
                 state.inputChannelRanges[key] = ranges[s]
                 state.inputSamples[key] = samples[s]
                 state.inputSampleChannels[key] = sampleChannels[s]
             }
-            let low = ranges[s].map(\.low).min() ?? 0, high = ranges[s].map(\.high).max() ?? 0
+            let (low, high) = state.inputRange(group.keys[0]) ?? (0, 0)
             layers.append(.object(["weights": json(group.keys), "size": json(accumulators[s].size), "vectors": json(accumulators[s].count),
                                    "input_range": .array([.double(Double(low)), .double(Double(high))])]))
         }

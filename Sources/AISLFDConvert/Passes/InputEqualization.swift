@@ -122,24 +122,18 @@ enum InputEqualization {
             for j in s.tensors[i].values.indices { s.tensors[i].values[j] /= factor(j) }
             let w = s.tensors[i].values
             // x' = k x: the moments H' = K H K, with K the factor of each column.
-            var int8: (q: [Int8], scales: [Float], rounding: String)
-            if let known = applied.rounded[key] {
-                int8 = known
-            } else if let moments = s.moments[key] {
-                var h = moments.matrix
+            func gptq() -> (q: [Int8], scales: [Float], rounding: String)? {
+                guard var h = s.moments[key]?.matrix else { return nil }
                 for a in 0..<columns {
                     for b in 0..<columns { h[a * columns + b] *= Double(factor(a)) * Double(factor(b)) }
                 }
-                if let g = GPTQ.quantize(weight: w, rows: rows, columns: columns, moments: h, damping: damping) {
-                    int8 = (g.values, g.scales, "gptq")
-                } else {
-                    let r = QuantizeInt8.roundToNearest(w, channels: rows)
-                    int8 = (r.values, r.scales, "nearest")
-                }
-            } else {
-                let r = QuantizeInt8.roundToNearest(w, channels: rows)
-                int8 = (r.values, r.scales, "nearest")
+                return GPTQ.quantize(weight: w, rows: rows, columns: columns, moments: h, damping: damping).map { ($0.values, $0.scales, "gptq") }
             }
+            func nearest() -> (q: [Int8], scales: [Float], rounding: String) {
+                let r = QuantizeInt8.roundToNearest(w, channels: rows)
+                return (r.values, r.scales, "nearest")
+            }
+            let int8 = applied.rounded[key] ?? gptq() ?? nearest()
             recorded.rounded[key] = int8
             var error = StorageError()
             let values = AISWDequantize.int8(int8.q, scales: int8.scales, rows: rows, group: 0)
@@ -160,11 +154,7 @@ enum InputEqualization {
             }
             s.tensors[i].history.append("InputEqualization: input channel c / k[c] (the factors of \(link.producer)), rounded to int8 again "
                                         + "(\(int8.rounding)), SQNR \(formatDecibels(decibels(signal: error.signal, noise: error.noise)))")
-            if let r = s.inputChannelRanges[key] {
-                s.inputChannelRanges[key] = zip(r, k).map { ($0.low * $1, $0.high * $1) }
-                let scaledRanges = s.inputChannelRanges[key]!
-                s.inputRanges[key] = (scaledRanges.map(\.low).min() ?? 0, scaledRanges.map(\.high).max() ?? 0)
-            }
+            if let r = s.inputChannelRanges[key] { s.inputChannelRanges[key] = zip(r, k).map { ($0.low * $1, $0.high * $1) } }
             if let samples = s.inputSamples[key], let channels = s.inputSampleChannels[key], channels.count == samples.count {
                 s.inputSamples[key] = zip(samples, channels).map { $0 * k[Int($1)] }
             }
