@@ -108,16 +108,18 @@ void ckernels_int8_fill(int level, const float *input, int channels, int height,
                 uint8_t *row = window + ((size_t)(cg * stride + phase) * window_rows + wr) * row_bytes;
                 int y = stride * first_output_row + wr - padding;
                 // Padding, rows outside the input and channels past the last are the real value 0.
-                memset(row, zero_point, row_bytes);
-                if (y < 0 || y >= height) continue;
+                if (y < 0 || y >= height) { memset(row, zero_point, row_bytes); continue; }
                 // Column j of this phase is input column j * stride + phase - padding.
                 int first = (padding - phase + stride - 1) / stride;
                 if (first < 0) first = 0;
                 int last_column = width - 1 + padding - phase;
                 int end = last_column < 0 ? 0 : last_column / stride + 1;
                 if (end > phase_width) end = phase_width;
-                if (end <= first) continue;
+                if (end <= first) { memset(row, zero_point, row_bytes); continue; }
                 if (stride == 1) {
+                    // Every word from first to end is written whole below: only the padding columns first.
+                    memset(row, zero_point, (size_t)first * 4);
+                    memset(row + (size_t)end * 4, zero_point, (size_t)(phase_width - end) * 4);
                     const float *lines[4];
                     for (int t = 0; t < 4; t++)
                         lines[t] = 4 * cg + t < channels
@@ -125,6 +127,8 @@ void ckernels_int8_fill(int level, const float *input, int channels, int height,
                     quantize_rows4(level, lines, end - first, inverse_scale, zero_point, row + (size_t)first * 4);
                     continue;
                 }
+                // A strided row writes its channels' bytes one by one: the rest stay the real 0.
+                memset(row, zero_point, row_bytes);
                 for (int t = 0; t < 4 && 4 * cg + t < channels; t++) {
                     const float *line = input + ((size_t)(4 * cg + t) * height + y) * width + (first * stride + phase - padding);
                     uint8_t *out = row + (size_t)first * 4 + t;

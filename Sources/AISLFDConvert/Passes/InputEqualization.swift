@@ -14,19 +14,22 @@ import Foundation
 /// pooling or bilinear resizing (each commutes with a positive per-channel factor), output
 /// channel c of P is multiplied by k[c] and input channel c of C divided by it:
 ///     P's rows (weight and bias, or its BatchNorm scale and shift) * k[c],  C[o, c] / k[c].
-/// The network computes the same function. Each k[c] is a power of two, so every product is
-/// exact: P's stored forms are scaled as they are (int8 scales, fp16 and fp32 values), and the
-/// fp32 network does not change by a bit. C is rounded to int8 again (GPTQ, its input moments
-/// scaled the same way). Half of each channel's spread, in log scale, moves into the weight,
-/// as SmoothQuant does:
-///     k[c] ~ max_o |C[o, c]|^(1 - alpha) / max |x[c]|^alpha,   alpha = 0.5,
-/// with max |x[c]| from the calibration images, normalised to a geometric mean of 1 and
-/// rounded to a power of two. P is a conv, a BatchNorm kept as an affine, or a BatchNorm
-/// folded into the conv before it, and its output stays inside its part. Only layers that
-/// then compute in int8 are equalized: for a layer computing in fp32 it would only make the
-/// weight harder to store.
+/// The network computes the same function, up to one fp32 rounding of each scaled value of P
+/// (P's int8 scales and fp32 values are scaled, an fp16 P is rounded to fp16 again), which
+/// only int8 layers read. C is rounded to int8 again (GPTQ, its input moments scaled the same
+/// way). A share alpha of each channel's spread, in log scale, moves into the weight, as
+/// SmoothQuant does:
+///     k[c] ~ max_o |C[o, c]|^(1 - alpha) / max |x[c]|^alpha,
+/// with max |x[c]| from the calibration images, normalised to a geometric mean of 1. alpha is
+/// 0.7, not SmoothQuant's usual 0.5, because these inputs have heavier tails than its weights
+/// (a few channels reach 100-250 where most stay under 3). The factors are not rounded to
+/// powers of two, which would keep P exact to the bit but leaves each channel up to a factor
+/// sqrt(2) off balance (docs/conversion.md and tools/equalization_alpha.py: the measurements).
+/// P is a conv, a BatchNorm kept as an affine, or a BatchNorm folded into the conv before it,
+/// and its output stays inside its part. Only layers that then compute in int8 are
+/// equalized: for a layer computing in fp32 it would only make the weight harder to store.
 enum InputEqualization {
-    static let alpha = 0.5
+    static let alpha = 0.7
     /// Factors are kept within 2^-maxExponent ... 2^maxExponent.
     static let maxExponent = 16
 
@@ -73,7 +76,7 @@ enum InputEqualization {
         return k.contains { $0 != 1 } ? k : nil
     }
 
-    /// The powers of two: half of each channel's spread moved into the weight.
+    /// The factors: a share `alpha` of each channel's spread moved into the weight.
     static func factors(columnMax: [Float], inputMax: [Float]) -> [Float] {
         var logs = [Double?](repeating: nil, count: columnMax.count)
         for c in columnMax.indices where columnMax[c] > 0 && inputMax[c] > 0 {
@@ -84,30 +87,31 @@ enum InputEqualization {
         let mean = known.reduce(0, +) / Double(known.count)
         return logs.map { l in
             guard let l else { return 1 }
-            return Float(sign: .plus, exponent: min(max(Int((l - mean).rounded()), -maxExponent), maxExponent), significand: 1)
+            return Float(pow(2, min(max(l - mean, -Double(maxExponent)), Double(maxExponent))))
         }
     }
 
     /// Scales the producer's rows and the consumers' input channels, re-rounds the consumers
     /// and scales what calibration measured of their input. Nil (the state untouched) when a
-    /// stored value would leave its format's normal range, where scaling is no longer exact.
+    /// stored fp16 value would overflow.
     static func apply(_ applied: Applied, to state: ConversionState) -> ConversionState? {
         var s = state
         var recorded = applied
         let link = applied.link, k = applied.factors, n = link.channels
-        let note = "InputEqualization: channel c * k[c] (powers of two, 2^\(k.map { Int($0.exponent) }.min() ?? 0) ... "
-            + "2^\(k.map { Int($0.exponent) }.max() ?? 0)) for \(link.consumers.joined(separator: ", ")); exact"
+        let note = "InputEqualization: channel c * k[c] (\(formatFactor(k.min() ?? 1)) ... \(formatFactor(k.max() ?? 1))) for "
+            + link.consumers.joined(separator: ", ")
         for key in link.producerTensors {
             guard let i = s.index(of: key) else { continue }
             let perRow = s.tensors[i].values.count / n
             func factor(_ j: Int) -> Float { k[j / perRow] }
-            guard let stored = scaled(s.tensors[i].stored, by: factor) else { return nil }
-            s.tensors[i].stored = stored
-            if let form = s.tensors[i].int8Form {
-                guard let again = scaled(form.stored, by: factor) else { return nil }
-                s.tensors[i].int8Form = (again, form.error, form.rounding)
-            }
             for j in s.tensors[i].values.indices { s.tensors[i].values[j] *= factor(j) }
+            guard let stored = scaled(s.tensors[i].stored, values: s.tensors[i].values, by: factor) else { return nil }
+            s.tensors[i].stored = stored.form
+            if let error = stored.error { s.tensors[i].error = error }
+            if let form = s.tensors[i].int8Form {
+                guard let again = scaled(form.stored, values: s.tensors[i].values, by: factor) else { return nil }
+                s.tensors[i].int8Form = (again.form, form.error, form.rounding)
+            }
             s.tensors[i].history.append(note)
         }
         if let affine = s.affines[link.producer] {
@@ -163,27 +167,24 @@ enum InputEqualization {
         return s
     }
 
-    /// `form` with value j multiplied by `factor(j)` (a power of two), or nil where that is not
-    /// exact (an fp16 value leaving the normal range).
-    private static func scaled(_ form: StoredForm, by factor: (Int) -> Float) -> StoredForm? {
+    /// `form` with value j multiplied by `factor(j)`: int8 scales scaled (one scale per row: a
+    /// row's values share a factor), fp16 rounded again from the scaled fp32 `values` (with
+    /// its new error); nil where a value would overflow fp16.
+    private static func scaled(_ form: StoredForm, values: [Float], by factor: (Int) -> Float) -> (form: StoredForm, error: StorageError?)? {
         switch form {
         case .fp32:
-            return .fp32
-        case .fp16(let bits):
-            var out = bits
-            for j in bits.indices {
-                let v = Float(Float16(bitPattern: bits[j])) * factor(j)
-                let h = Float16(v)
-                guard Float(h) == v, v == 0 || h.isNormal else { return nil }
-                out[j] = h.bitPattern
-            }
-            return .fp16(out)
+            return (.fp32, nil)
+        case .fp16:
+            let fp16 = QuantizeFP16.convert(values)
+            guard fp16.error.fp16Overflow == 0 else { return nil }
+            return (.fp16(fp16.bits), fp16.error)
         case .int8(let q, let scales):
-            // One scale per row: row r's values all take the factor of its first value.
             let perRow = scales.isEmpty ? 0 : q.count / scales.count
-            return .int8(q, scales: scales.indices.map { scales[$0] * factor($0 * perRow) })
+            return (.int8(q, scales: scales.indices.map { scales[$0] * factor($0 * perRow) }), nil)
         }
     }
+
+    private static func formatFactor(_ k: Float) -> String { String(format: "%.3g", Double(k)) }
 
     /// Every producer whose output only int8-bound convs read, through steps that commute
     /// with a positive per-channel factor.
