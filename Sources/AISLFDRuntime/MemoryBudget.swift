@@ -7,7 +7,7 @@ import Foundation
 ///
 /// The estimate is an upper bound on what a pass holds at once: every map the
 /// pass produces as if none were freed early (the layers also keep their last
-/// outputs of up to `ReusableBuffer.largestKept` floats for the next pass), the
+/// outputs of up to `ReusableBuffer.largestKept` bytes for the next pass), the
 /// float32 image, and each thread's scratch. VGG's first block runs band by
 /// band, so its full-resolution 64-channel maps are never whole unless
 /// activations are recorded (which also keeps a copy of every map).

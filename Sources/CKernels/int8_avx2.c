@@ -113,4 +113,23 @@ TARGET void ckernels_quantize_rows4_avx2(const float *const rows[4], int count, 
     }
 }
 
+/// The contiguous form of the above: out[j] for j < count, 8 at a time; the last few one by one.
+TARGET void ckernels_quantize_bytes_avx2(const float *x, int count, float inverse_scale, int zero_point, uint8_t *out) {
+    const __m256 inverse = _mm256_set1_ps(inverse_scale);
+    const __m256 low = _mm256_set1_ps((float)-zero_point), high = _mm256_set1_ps((float)(255 - zero_point));
+    const __m256i zero = _mm256_set1_epi32(zero_point);
+    int j = 0;
+    for (; j + 8 <= count; j += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + j), inverse);
+        v = _mm256_min_ps(_mm256_max_ps(v, low), high);
+        __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(v), zero);
+        // 0 ... 255 already: packing saturates nothing. Each 128-bit lane keeps its own 4 values.
+        __m256i b = _mm256_packus_epi16(_mm256_packus_epi32(q, q), _mm256_setzero_si256());
+        int32_t lo = _mm_cvtsi128_si32(_mm256_castsi256_si128(b)), hi = _mm_cvtsi128_si32(_mm256_extracti128_si256(b, 1));
+        memcpy(out + j, &lo, 4);
+        memcpy(out + j + 4, &hi, 4);
+    }
+    if (j < count) ckernels_quantize_u8(x + j, count - j, inverse_scale, zero_point, out + j, 1);
+}
+
 #endif

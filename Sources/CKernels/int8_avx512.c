@@ -104,4 +104,17 @@ TARGET void ckernels_quantize_rows4_avx512(const float *const rows[4], int count
     }
 }
 
+/// The contiguous form of the above: out[j] for j < count, 16 at a time.
+TARGET void ckernels_quantize_bytes_avx512(const float *x, int count, float inverse_scale, int zero_point, uint8_t *out) {
+    const __m512 inverse = _mm512_set1_ps(inverse_scale);
+    const __m512 low = _mm512_set1_ps((float)-zero_point), high = _mm512_set1_ps((float)(255 - zero_point));
+    const __m512i zero = _mm512_set1_epi32(zero_point);
+    for (int j = 0; j < count; j += 16) {
+        __mmask16 m = lanes(count - j);
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + j), inverse);
+        v = _mm512_min_ps(_mm512_max_ps(v, low), high);
+        _mm512_mask_cvtepi32_storeu_epi8(out + j, m, _mm512_add_epi32(_mm512_cvtps_epi32(v), zero));
+    }
+}
+
 #endif

@@ -27,6 +27,8 @@ void ckernels_quantize_rows4_portable(const float *const rows[4], int count, flo
 #if defined(__x86_64__) || defined(_M_X64)
 void ckernels_quantize_rows4_avx512(const float *const rows[4], int count, float inverse_scale, int zero_point, uint8_t *out);
 void ckernels_quantize_rows4_avx2(const float *const rows[4], int count, float inverse_scale, int zero_point, uint8_t *out);
+void ckernels_quantize_bytes_avx512(const float *x, int count, float inverse_scale, int zero_point, uint8_t *out);
+void ckernels_quantize_bytes_avx2(const float *x, int count, float inverse_scale, int zero_point, uint8_t *out);
 void ckernels_gemm_u8s8_avx512vnni(int m, int rows, int n, int k4, const int8_t *packed, const uint8_t *b,
                                    ptrdiff_t b_grid_row, const ptrdiff_t *b_offsets, float *c, ptrdiff_t c_matrix_row,
                                    ptrdiff_t c_grid_row, const ckernels_epilogue *e);

@@ -87,6 +87,14 @@ void ckernels_quantize_rows4_portable(const float *const rows[4], int count, flo
     }
 }
 
+void ckernels_quantize_bytes(int level, const float *x, int count, float inverse_scale, int zero_point, uint8_t *out) {
+#if defined(__x86_64__) || defined(_M_X64)
+    if (level >= 2) { ckernels_quantize_bytes_avx512(x, count, inverse_scale, zero_point, out); return; }
+    if (level == 1) { ckernels_quantize_bytes_avx2(x, count, inverse_scale, zero_point, out); return; }
+#endif
+    ckernels_quantize_u8(x, count, inverse_scale, zero_point, out, 1);
+}
+
 static void quantize_rows4(int level, const float *const rows[4], int count, float inverse_scale, int zero_point, uint8_t *out) {
 #if defined(__x86_64__) || defined(_M_X64)
     if (level >= 2) { ckernels_quantize_rows4_avx512(rows, count, inverse_scale, zero_point, out); return; }
@@ -95,9 +103,30 @@ static void quantize_rows4(int level, const float *const rows[4], int count, flo
     ckernels_quantize_rows4_portable(rows, count, inverse_scale, zero_point, out);
 }
 
-void ckernels_int8_fill(int level, const float *input, int channels, int height, int width, int stride, int padding, int kernel,
-                        int first_output_row, int output_rows, int window_rows, float inverse_scale, int zero_point,
-                        uint8_t *window) {
+/// out[4 j + t] = rows[t][j] (zero_point where rows[t] is NULL), one 32-bit word per column.
+static void interleave_rows4(const uint8_t *const rows[4], int count, int zero_point, uint8_t *out) {
+    uint32_t fill = (uint32_t)zero_point;
+    const uint8_t *r0 = rows[0], *r1 = rows[1], *r2 = rows[2], *r3 = rows[3];
+    if (r0 && r1 && r2 && r3) {
+        // The common case without a test per byte, which the compiler vectorizes.
+        for (int j = 0; j < count; j++) {
+            uint32_t word = (uint32_t)r0[j] | (uint32_t)r1[j] << 8 | (uint32_t)r2[j] << 16 | (uint32_t)r3[j] << 24;
+            memcpy(out + 4 * (size_t)j, &word, 4);
+        }
+        return;
+    }
+    for (int j = 0; j < count; j++) {
+        uint32_t word = (uint32_t)(r0 ? r0[j] : fill) | (uint32_t)(r1 ? r1[j] : fill) << 8
+                      | (uint32_t)(r2 ? r2[j] : fill) << 16 | (uint32_t)(r3 ? r3[j] : fill) << 24;
+        memcpy(out + 4 * (size_t)j, &word, 4);
+    }
+}
+
+/// The window of ckernels_int8_fill from float input (quantized on the way) or from input
+/// already in bytes (copied): exactly one of `floats` and `bytes` is set.
+static void fill(int level, const float *floats, const uint8_t *bytes, int channels, int height, int width, int stride, int padding,
+                 int kernel, int first_output_row, int output_rows, int window_rows, float inverse_scale, int zero_point,
+                 uint8_t *window) {
     int phase_width = (width + 2 * padding + stride - 1) / stride;
     int padded_rows = stride * (output_rows - 1) + kernel;
     int groups = (channels + 3) / 4;
@@ -118,21 +147,45 @@ void ckernels_int8_fill(int level, const float *input, int channels, int height,
                 if (end <= first) { memset(row, zero_point, row_bytes); continue; }
                 if (stride == 1) {
                     // Every word from first to end is written whole below: only the padding columns first.
-                    memset(row, zero_point, (size_t)first * 4);
-                    memset(row + (size_t)end * 4, zero_point, (size_t)(phase_width - end) * 4);
-                    const float *lines[4];
-                    for (int t = 0; t < 4; t++)
-                        lines[t] = 4 * cg + t < channels
-                            ? input + ((size_t)(4 * cg + t) * height + y) * width + (first - padding) : NULL;
-                    quantize_rows4(level, lines, end - first, inverse_scale, zero_point, row + (size_t)first * 4);
+                    // (A column or two: words written directly, not a call each.)
+                    uint32_t pad = (uint32_t)zero_point * 0x01010101u;
+                    for (int j = 0; j < first; j++) memcpy(row + 4 * (size_t)j, &pad, 4);
+                    for (int j = end; j < phase_width; j++) memcpy(row + 4 * (size_t)j, &pad, 4);
+                    size_t start = (size_t)y * width + (first - padding);
+                    if (floats) {
+                        const float *lines[4];
+                        for (int t = 0; t < 4; t++) lines[t] = 4 * cg + t < channels ? floats + (size_t)(4 * cg + t) * height * width + start : NULL;
+                        quantize_rows4(level, lines, end - first, inverse_scale, zero_point, row + (size_t)first * 4);
+                    } else {
+                        const uint8_t *lines[4];
+                        for (int t = 0; t < 4; t++) lines[t] = 4 * cg + t < channels ? bytes + (size_t)(4 * cg + t) * height * width + start : NULL;
+                        interleave_rows4(lines, end - first, zero_point, row + (size_t)first * 4);
+                    }
                     continue;
                 }
                 // A strided row writes its channels' bytes one by one: the rest stay the real 0.
                 memset(row, zero_point, row_bytes);
                 for (int t = 0; t < 4 && 4 * cg + t < channels; t++) {
-                    const float *line = input + ((size_t)(4 * cg + t) * height + y) * width + (first * stride + phase - padding);
+                    size_t start = ((size_t)(4 * cg + t) * height + y) * width + (first * stride + phase - padding);
                     uint8_t *out = row + (size_t)first * 4 + t;
-                    for (int j = 0; j < end - first; j++) ckernels_quantize_u8(line + j * stride, 1, inverse_scale, zero_point, out + 4 * j, 4);
+                    if (floats) {
+                        for (int j = 0; j < end - first; j++) ckernels_quantize_u8(floats + start + j * stride, 1, inverse_scale, zero_point, out + 4 * j, 4);
+                    } else {
+                        for (int j = 0; j < end - first; j++) out[4 * j] = bytes[start + (size_t)j * stride];
+                    }
                 }
             }
+}
+
+void ckernels_int8_fill(int level, const float *input, int channels, int height, int width, int stride, int padding, int kernel,
+                        int first_output_row, int output_rows, int window_rows, float inverse_scale, int zero_point,
+                        uint8_t *window) {
+    fill(level, input, NULL, channels, height, width, stride, padding, kernel, first_output_row, output_rows, window_rows,
+         inverse_scale, zero_point, window);
+}
+
+void ckernels_int8_fill_bytes(const uint8_t *input, int channels, int height, int width, int stride, int padding, int kernel,
+                              int first_output_row, int output_rows, int window_rows, int zero_point, uint8_t *window) {
+    fill(0, NULL, input, channels, height, width, stride, padding, kernel, first_output_row, output_rows, window_rows,
+         1, zero_point, window);
 }

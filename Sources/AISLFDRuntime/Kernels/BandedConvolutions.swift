@@ -27,8 +27,22 @@ enum BandedConvolutions {
             // the rows it gets wrong near a band's edges (zeros in place of the rows beyond) are
             // outside 2p0 ..< 2p1.
             let a = min(max(0, 2 * p0 - 2), h - length), b = a + length
-            let band = second.apply(first.apply(x.rowSlice(a..<b)))
             let skip = 2 * p0 - a
+            if skip % 2 == 0, first.int8Input != nil, second.int8Input != nil {
+                // int8: the band comes out pooled (Int8Convolution pools in cache); its rows
+                // skip / 2 ..< skip / 2 + p1 - p0 are the wanted ones.
+                let pooled = first.then(second, x.rowSlice(a..<b), pooled: true)
+                pooled.values.withUnsafeBufferPointer { input in
+                    out.values.withUnsafeMutableBufferPointer { output in
+                        for ch in 0..<channels {
+                            (output.baseAddress! + ch * pooledH * pooledW + p0 * pooledW)
+                                .update(from: input.baseAddress! + ch * pooled.planeSize + skip / 2 * pooledW, count: (p1 - p0) * pooledW)
+                        }
+                    }
+                }
+                continue
+            }
+            let band = first.then(second, x.rowSlice(a..<b))
             band.values.withUnsafeBufferPointer { input in
                 out.values.withUnsafeMutableBufferPointer { output in
                     let src = input.baseAddress!, dst = output.baseAddress!

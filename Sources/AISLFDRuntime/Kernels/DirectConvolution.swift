@@ -18,7 +18,7 @@ final class DirectConvolution: Convolution {
     /// The output of the previous call, written over by the next call of the
     /// same size: fresh memory costs the kernel zeroing every page, which took
     /// ~10% of a pass at 480 x 640. Copy-on-write keeps any map still held elsewhere intact.
-    private let lastOutput = ReusableBuffer()
+    private let lastOutput = ReusableBuffer<Float>()
 
     private let scratch: ScratchPool
 

@@ -112,6 +112,21 @@ final class NamedConvolution: Convolution {
         LayerInputRecorder.current?.record(weightKeys, x)
         return LayerTimes.timeLayer(name) { conv.applyThenPool2x2(x) }
     }
+
+    var int8Input: ActivationQuantization? { conv.int8Input }
+
+    func applyQuantized(_ x: FeatureMap, for next: ActivationQuantization) -> ByteMap {
+        LayerInputRecorder.current?.record(weightKeys, x)
+        return LayerTimes.timeLayer(name) { conv.applyQuantized(x, for: next) }
+    }
+
+    // Byte inputs never come while layer inputs are recorded (`Convolution.then`, `chain`):
+    // they are recorded as fp32 maps.
+    func applyQuantized(_ x: ByteMap, for next: ActivationQuantization) -> ByteMap {
+        LayerTimes.timeLayer(name) { conv.applyQuantized(x, for: next) }
+    }
+    func apply(_ x: ByteMap) -> FeatureMap { LayerTimes.timeLayer(name) { conv.apply(x) } }
+    func applyThenPool2x2(_ x: ByteMap) -> FeatureMap { LayerTimes.timeLayer(name) { conv.applyThenPool2x2(x) } }
 }
 
 /// u8 activations times s8 weights summed exactly in int32 (`ckernels_gemm_u8s8`: AVX-512
@@ -122,8 +137,14 @@ final class NamedConvolution: Convolution {
 /// multiply-add on the int32 sum, precomputed at load:
 ///     y[o] = acc[o] * A[o] + B[o],  A[o] = s_x s_w[o] scale[o],
 ///     B[o] = bias[o] - z_x (sum_j q_w[o, j]) A[o]
-/// then ReLU and the post affine as in fp32. The output is fp32: what follows (BatchNorm
-/// affines, pooling, resizing, L2 normalisation, attention, NetVLAD) stays fp32.
+/// then ReLU and the post affine as in fp32. The output is fp32 — what follows (BatchNorm
+/// affines, pooling, resizing, L2 normalisation, attention, NetVLAD) stays fp32 — or, when
+/// another int8 convolution reads it next, bytes quantized for that one (`ByteMap`; the models
+/// chain layers so, `chain` and `Convolution.then`), or its 2x2 average pooling: those two
+/// pass each band's fp32 values through a scratch band that stays in cache, so the full-size
+/// fp32 map is never written (a 78 MB map at 480 x 640 in VGG's first block) and the next
+/// layer's fill copies bytes instead of quantizing floats. Both give exactly the values of the
+/// plain path (`Int8FusedPathTests`).
 final class Int8Convolution: Convolution {
     let geometry: ConvGeometry
     let workers: Workers
@@ -135,7 +156,8 @@ final class Int8Convolution: Convolution {
     private let packed: UnsafeMutableBufferPointer<Int8>
     /// A (as the scale), B (as the bias), post scale and post shift.
     private let epilogue: StoredEpilogue
-    private let lastOutput = ReusableBuffer()
+    private let lastOutput = ReusableBuffer<Float>()
+    private let lastBytes = ReusableBuffer<UInt8>()
 
     /// `level`: 0 portable, 1 AVX2, 2 AVX-512 VNNI (at most `ckernels_int8_level()`).
     init(_ geometry: ConvGeometry, layer: Int8Layer, epilogue e: Epilogue, level: Int32, workers: Workers, bandPositions: Int = 0) {
@@ -173,20 +195,91 @@ final class Int8Convolution: Convolution {
 
     deinit { packed.deallocate() }
 
+    var int8Input: ActivationQuantization? { input }
+
     func apply(_ x: FeatureMap) -> FeatureMap { apply(x, channels: 0..<x.channels) }
 
     func apply(_ x: FeatureMap, channels: Range<Int>) -> FeatureMap {
-        let g = geometry, s = g.stride
-        let (outH, outW) = g.outputSize(height: x.height, width: x.width)
-        var values = lastOutput.take(count: g.outChannels * max(outH, 0) * max(outW, 0))
+        x.values.withUnsafeBufferPointer { xs in
+            floats(.floats(xs.baseAddress! + channels.lowerBound * x.planeSize), height: x.height, width: x.width, pooled: false)
+        }
+    }
+
+    /// The pooled output straight from each band's scratch (the full-size map is never written).
+    func applyThenPool2x2(_ x: FeatureMap) -> FeatureMap {
+        x.values.withUnsafeBufferPointer { floats(.floats($0.baseAddress!), height: x.height, width: x.width, pooled: true) }
+    }
+
+    func apply(_ x: ByteMap) -> FeatureMap { floats(bytes: x, pooled: false) }
+
+    func applyThenPool2x2(_ x: ByteMap) -> FeatureMap { floats(bytes: x, pooled: true) }
+
+    private func floats(bytes x: ByteMap, pooled: Bool) -> FeatureMap {
+        precondition(x.quantization == input && x.channels == geometry.inChannels, "a byte map quantized for another layer")
+        return x.bytes.withUnsafeBufferPointer { floats(.bytes($0.baseAddress!), height: x.height, width: x.width, pooled: pooled) }
+    }
+
+    func applyQuantized(_ x: FeatureMap, for next: ActivationQuantization) -> ByteMap {
+        x.values.withUnsafeBufferPointer { bytes(.floats($0.baseAddress!), height: x.height, width: x.width, for: next) }
+    }
+
+    func applyQuantized(_ x: ByteMap, for next: ActivationQuantization) -> ByteMap {
+        precondition(x.quantization == input && x.channels == geometry.inChannels, "a byte map quantized for another layer")
+        return x.bytes.withUnsafeBufferPointer { bytes(.bytes($0.baseAddress!), height: x.height, width: x.width, for: next) }
+    }
+
+    private func bytes(_ source: Source, height: Int, width: Int, for next: ActivationQuantization) -> ByteMap {
+        let (outH, outW) = geometry.outputSize(height: height, width: width)
+        var bytes = lastBytes.take(count: geometry.outChannels * max(outH, 0) * max(outW, 0))
+        defer { lastBytes.keep(bytes) }
+        bytes.withUnsafeMutableBufferPointer { out in run(source, height: height, width: width, into: .bytes(out.baseAddress!, next)) }
+        return ByteMap(channels: geometry.outChannels, height: max(outH, 0), width: max(outW, 0), bytes: bytes, quantization: next)
+    }
+
+    private enum Source {
+        case floats(UnsafePointer<Float>)
+        case bytes(UnsafePointer<UInt8>)
+    }
+
+    private enum Sink {
+        /// The whole fp32 output map.
+        case floats(UnsafeMutablePointer<Float>)
+        /// Its 2x2 average pooling (`AveragePool.pool2x2`'s values).
+        case pooled(UnsafeMutablePointer<Float>)
+        /// The whole output as bytes for the next layer.
+        case bytes(UnsafeMutablePointer<UInt8>, ActivationQuantization)
+    }
+
+    private func floats(_ source: Source, height: Int, width: Int, pooled: Bool) -> FeatureMap {
+        var (outH, outW) = geometry.outputSize(height: height, width: width)
+        outH = max(outH, 0)
+        outW = max(outW, 0)
+        if pooled { (outH, outW) = (outH / 2, outW / 2) }
+        var values = lastOutput.take(count: geometry.outChannels * outH * outW)
         defer { lastOutput.keep(values) }
-        guard outH > 0, outW > 0 else { return FeatureMap(trustedChannels: g.outChannels, height: max(outH, 0), width: max(outW, 0), values: values) }
-        let phaseWidth = (x.width + 2 * g.padding + s - 1) / s
+        if outH > 0, outW > 0 {
+            values.withUnsafeMutableBufferPointer { out in
+                run(source, height: height, width: width, into: pooled ? .pooled(out.baseAddress!) : .floats(out.baseAddress!))
+            }
+        }
+        return FeatureMap(trustedChannels: geometry.outChannels, height: outH, width: outW, values: values)
+    }
+
+    private func run(_ source: Source, height: Int, width: Int, into sink: Sink) {
+        let g = geometry, s = g.stride
+        let (outH, outW) = g.outputSize(height: height, width: width)
+        guard outH > 0, outW > 0 else { return }
+        let phaseWidth = (width + 2 * g.padding + s - 1) / s
         let bytesPerOutputRow = groups * s * s * phaseWidth * 4
         let threads = workers.pieces
         var bandRows = max(1, bandPositions > 0 ? bandPositions / outW : Int8Convolution.windowBudget / bytesPerOutputRow)
+        var scratched = true
+        if case .floats = sink { scratched = false }
+        if scratched { bandRows = min(bandRows, max(1, Int8Convolution.scratchFloats / (g.outChannels * outW))) }
         let bands = min(outH, (((outH + bandRows - 1) / bandRows + threads - 1) / threads) * threads)
         bandRows = (outH + bands - 1) / bands
+        // Pooled bands start on even rows.
+        if case .pooled = sink { bandRows += bandRows % 2 }
         let paddedRows = s * (bandRows - 1) + g.kernel
         let windowBytes = groups * s * paddedRows * phaseWidth * 4
         var offsets: [Int] = []
@@ -199,29 +292,55 @@ final class Int8Convolution: Convolution {
         }
         let bandCount = (outH + bandRows - 1) / bandRows
         let inverse = 1 / input.scale, zeroPoint = Int32(input.zeroPoint)
-        values.withUnsafeMutableBufferPointer { out in
-            let output = out.baseAddress!
-            x.values.withUnsafeBufferPointer { xs in
-                let source = xs.baseAddress! + channels.lowerBound * x.planeSize
-                offsets.withUnsafeBufferPointer { o in
-                    workers.forEachChunk(bandCount) { range in
-                        let window = UnsafeMutablePointer<UInt8>.allocate(capacity: windowBytes)
-                        defer { window.deallocate() }
-                        epilogue.withPointer { e in
-                            for band in range {
-                                let oy0 = band * bandRows, rows = min(bandRows, outH - oy0)
-                                ckernels_int8_fill(level, source, Int32(g.inChannels), Int32(x.height), Int32(x.width), Int32(s), Int32(g.padding),
-                                                   Int32(g.kernel), Int32(oy0), Int32(rows), Int32(paddedRows), inverse, zeroPoint, window)
-                                ckernels_gemm_u8s8(level, Int32(g.outChannels), Int32(rows), Int32(outW), Int32(o.count), packed.baseAddress!,
-                                                   window, s * phaseWidth * 4, o.baseAddress!, output + oy0 * outW, outH * outW, outW, e)
+        offsets.withUnsafeBufferPointer { o in
+            workers.forEachChunk(bandCount) { range in
+                let window = UnsafeMutablePointer<UInt8>.allocate(capacity: windowBytes)
+                defer { window.deallocate() }
+                var scratch: UnsafeMutablePointer<Float>? = nil
+                if scratched { scratch = .allocate(capacity: g.outChannels * bandRows * outW) }
+                defer { scratch?.deallocate() }
+                epilogue.withPointer { e in
+                    for band in range {
+                        let oy0 = band * bandRows, rows = min(bandRows, outH - oy0)
+                        switch source {
+                        case .floats(let x):
+                            ckernels_int8_fill(level, x, Int32(g.inChannels), Int32(height), Int32(width), Int32(s), Int32(g.padding),
+                                               Int32(g.kernel), Int32(oy0), Int32(rows), Int32(paddedRows), inverse, zeroPoint, window)
+                        case .bytes(let x):
+                            ckernels_int8_fill_bytes(x, Int32(g.inChannels), Int32(height), Int32(width), Int32(s), Int32(g.padding),
+                                                     Int32(g.kernel), Int32(oy0), Int32(rows), Int32(paddedRows), zeroPoint, window)
+                        }
+                        switch sink {
+                        case .floats(let output):
+                            ckernels_gemm_u8s8(level, Int32(g.outChannels), Int32(rows), Int32(outW), Int32(o.count), packed.baseAddress!,
+                                               window, s * phaseWidth * 4, o.baseAddress!, output + oy0 * outW, outH * outW, outW, e)
+                        case .pooled(let output):
+                            let band = scratch!, pooledH = outH / 2, pooledW = outW / 2
+                            ckernels_gemm_u8s8(level, Int32(g.outChannels), Int32(rows), Int32(outW), Int32(o.count), packed.baseAddress!,
+                                               window, s * phaseWidth * 4, o.baseAddress!, band, rows * outW, outW, e)
+                            for c in 0..<g.outChannels {
+                                for r in 0..<(rows / 2) {
+                                    let row = band + (c * rows + 2 * r) * outW
+                                    AveragePool.poolRows(row, row + outW, into: output + (c * pooledH + oy0 / 2 + r) * pooledW, count: pooledW)
+                                }
+                            }
+                        case .bytes(let output, let next):
+                            let band = scratch!
+                            ckernels_gemm_u8s8(level, Int32(g.outChannels), Int32(rows), Int32(outW), Int32(o.count), packed.baseAddress!,
+                                               window, s * phaseWidth * 4, o.baseAddress!, band, rows * outW, outW, e)
+                            for c in 0..<g.outChannels {
+                                ckernels_quantize_bytes(level, band + c * rows * outW, Int32(rows * outW), 1 / next.scale, Int32(next.zeroPoint),
+                                                        output + (c * outH + oy0) * outW)
                             }
                         }
                     }
                 }
             }
         }
-        return FeatureMap(trustedChannels: g.outChannels, height: outH, width: outW, values: values)
     }
+
+    /// Floats of a band's fp32 output on its way to bytes or pooling (512 KB: in L2 until then).
+    static let scratchFloats = 1 << 17
 
     /// Bytes of quantized input a band reads (~256 KB: in L2 while the product reads it).
     static let windowBudget = 1 << 18
@@ -249,19 +368,41 @@ extension Int8Convolution {
 extension KernelOps {
     /// Conv2d computed in int8 as the models do it (`Int8Convolution`): `input` quantized
     /// with `layer.input`, `layer.weight` `[out, in, kernel, kernel]` with one scale per
-    /// output channel, then `bias` and the optional ReLU. `bandPositions` forces bands of
-    /// at most that many output positions (tests).
+    /// output channel, then `bias`, the optional ReLU and, with `pooled`, 2x2 average pooling
+    /// fused as the models fuse it. `bandPositions` forces bands of at most that many output
+    /// positions (tests).
     public func int8Conv2d(_ input: FeatureMap, layer: Int8Layer, kernel: Int, bias: [Float]? = nil, stride: Int = 1,
-                           padding: Int = 0, relu: Bool = false, bandPositions: Int? = nil) throws -> FeatureMap {
+                           padding: Int = 0, relu: Bool = false, pooled: Bool = false, bandPositions: Int? = nil) throws -> FeatureMap {
+        let conv = try int8Convolution(input.channels, input.height, input.width, layer: layer, kernel: kernel, bias: bias, stride: stride,
+                                       padding: padding, relu: relu, bandPositions: bandPositions)
+        return pooled ? conv.applyThenPool2x2(input) : conv.apply(input)
+    }
+
+    /// Two int8 convolutions in a row as the models run them: the first's output handed to the
+    /// second as bytes (`ByteMap`), then, with `pooled`, 2x2 average pooling as the models fuse
+    /// it. The same values as `int8Conv2d` twice.
+    public func int8Conv2dPair(_ input: FeatureMap, first: (layer: Int8Layer, bias: [Float]?), second: (layer: Int8Layer, bias: [Float]?),
+                               kernel: Int, padding: Int = 0, relu: Bool = false, pooled: Bool = false,
+                               bandPositions: Int? = nil) throws -> FeatureMap {
+        let a = try int8Convolution(input.channels, input.height, input.width, layer: first.layer, kernel: kernel, bias: first.bias,
+                                    stride: 1, padding: padding, relu: relu, bandPositions: bandPositions)
+        let (h, w) = a.geometry.outputSize(height: input.height, width: input.width)
+        let b = try int8Convolution(a.geometry.outChannels, h, w, layer: second.layer, kernel: kernel, bias: second.bias,
+                                    stride: 1, padding: padding, relu: relu, bandPositions: bandPositions)
+        return a.then(b, input, pooled: pooled)
+    }
+
+    private func int8Convolution(_ channels: Int, _ height: Int, _ width: Int, layer: Int8Layer, kernel: Int, bias: [Float]?, stride: Int,
+                                 padding: Int, relu: Bool, bandPositions: Int?) throws -> Convolution {
         let out = layer.scales.count
-        guard kernel > 0, stride > 0, padding >= 0, out > 0, layer.weight.count == out * input.channels * kernel * kernel,
-              input.height + 2 * padding >= kernel, input.width + 2 * padding >= kernel,
+        guard kernel > 0, stride > 0, padding >= 0, out > 0, layer.weight.count == out * channels * kernel * kernel,
+              height + 2 * padding >= kernel, width + 2 * padding >= kernel,
               layer.input.scale.isFinite, layer.input.scale > 0, (0...255).contains(layer.input.zeroPoint)
-        else { throw RuntimeError.wrongShape(tensor: "int8 weight", expected: [out, input.channels, kernel, kernel], found: [layer.weight.count]) }
+        else { throw RuntimeError.wrongShape(tensor: "int8 weight", expected: [out, channels, kernel, kernel], found: [layer.weight.count]) }
         if let bias, bias.count != out { throw RuntimeError.wrongShape(tensor: "bias", expected: [out], found: [bias.count]) }
         var kernels = kernels
         if let bandPositions { kernels.columnBudget = max(1, bandPositions) }
-        let geometry = ConvGeometry(inChannels: input.channels, outChannels: out, kernel: kernel, stride: stride, padding: padding)
-        return kernels.makeInt8Convolution(geometry, layer: layer, epilogue: Epilogue(bias: bias, relu: relu)).apply(input)
+        let geometry = ConvGeometry(inChannels: channels, outChannels: out, kernel: kernel, stride: stride, padding: padding)
+        return kernels.makeInt8Convolution(geometry, layer: layer, epilogue: Epilogue(bias: bias, relu: relu))
     }
 }

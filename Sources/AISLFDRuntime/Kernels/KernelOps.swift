@@ -55,20 +55,24 @@ public struct KernelOps: Sendable {
 
     /// `averagePool2x2(second(first(input)))` for two 3x3 convolutions (stride 1,
     /// padding 1, bias and ReLU) run band by band as VGG's first block runs,
-    /// `bandFloats` floats of `first`'s output per band.
+    /// `bandFloats` floats of `first`'s output per band; each computes in int8 where its
+    /// `int8` layer is given (the weights then only give the shape).
     public func bandedConvolutionsThenPool2x2(_ input: FeatureMap, first: (WeightTensor, [Float]), second: (WeightTensor, [Float]),
+                                              int8: (first: Int8Layer?, second: Int8Layer?) = (nil, nil),
                                               bandFloats: Int) throws -> FeatureMap {
-        func make(_ w: WeightTensor, _ b: [Float], _ channels: Int, _ name: String) throws -> Convolution {
+        func make(_ w: WeightTensor, _ b: [Float], _ channels: Int, _ name: String, _ layer: Int8Layer?) throws -> Convolution {
             guard w.shape.count == 4, w.shape[1] == channels, w.shape[2] == 3, w.shape[3] == 3, w.shape[0] > 0,
-                  w.values.count == w.shape.reduce(1, *), b.count == w.shape[0] else {
+                  w.values.count == w.shape.reduce(1, *), b.count == w.shape[0],
+                  layer.map({ $0.weight.count == w.values.count && $0.scales.count == w.shape[0] }) ?? true else {
                 throw RuntimeError.wrongShape(tensor: name, expected: [b.count, channels, 3, 3], found: w.shape)
             }
-            return kernels.makeConvolution(ConvGeometry(inChannels: channels, outChannels: w.shape[0], kernel: 3, padding: 1),
-                                           weight: w.values, epilogue: Epilogue(bias: b, relu: true))
+            let geometry = ConvGeometry(inChannels: channels, outChannels: w.shape[0], kernel: 3, padding: 1)
+            if let layer { return kernels.makeInt8Convolution(geometry, layer: layer, epilogue: Epilogue(bias: b, relu: true)) }
+            return kernels.makeConvolution(geometry, weight: w.values, epilogue: Epilogue(bias: b, relu: true))
         }
         try requireValues(input, "input")
-        let a = try make(first.0, first.1, input.channels, "first.weight")
-        let b = try make(second.0, second.1, first.0.shape[0], "second.weight")
+        let a = try make(first.0, first.1, input.channels, "first.weight", int8.first)
+        let b = try make(second.0, second.1, first.0.shape[0], "second.weight", int8.second)
         return BandedConvolutions.thenPool2x2(input, a, b, workers: kernels.workers, bandFloats: max(1, bandFloats))
     }
 

@@ -64,9 +64,57 @@ protocol Convolution: AnyObject {
     /// 2x2 average pooling (stride 2, floor) of the convolution's output, the
     /// same values as `averagePool2x2(apply(x))`.
     func applyThenPool2x2(_ x: FeatureMap) -> FeatureMap
+    /// How the input is quantized when the convolution computes in int8; nil in fp32.
+    var int8Input: ActivationQuantization? { get }
+    /// The output as the bytes an int8 layer quantizing its input by `next` would make of it
+    /// (for a convolution computing in int8; `Int8Convolution`).
+    func applyQuantized(_ x: FeatureMap, for next: ActivationQuantization) -> ByteMap
+    /// The same from an input already quantized by `int8Input`.
+    func applyQuantized(_ x: ByteMap, for next: ActivationQuantization) -> ByteMap
+    /// The convolution of an input already quantized by `int8Input`.
+    func apply(_ x: ByteMap) -> FeatureMap
+    /// `averagePool2x2(apply(x))` of such an input.
+    func applyThenPool2x2(_ x: ByteMap) -> FeatureMap
 }
 
 extension Convolution {
     func apply(_ x: FeatureMap, channels: Range<Int>) -> FeatureMap { apply(x.channelSlice(channels)) }
     func applyThenPool2x2(_ x: FeatureMap) -> FeatureMap { AveragePool.pool2x2(apply(x), workers: workers) }
+    var int8Input: ActivationQuantization? { nil }
+    func applyQuantized(_ x: FeatureMap, for next: ActivationQuantization) -> ByteMap {
+        preconditionFailure("only a convolution that computes in int8 writes bytes")
+    }
+    func applyQuantized(_ x: ByteMap, for next: ActivationQuantization) -> ByteMap {
+        preconditionFailure("only a convolution that computes in int8 reads bytes")
+    }
+    func apply(_ x: ByteMap) -> FeatureMap { preconditionFailure("only a convolution that computes in int8 reads bytes") }
+    func applyThenPool2x2(_ x: ByteMap) -> FeatureMap { preconditionFailure("only a convolution that computes in int8 reads bytes") }
+
+    /// `second.apply(apply(x))` (pooled: `second.applyThenPool2x2`), this output handed over
+    /// as bytes when both compute in int8 (the same values: `ByteMap`) and no pass records the
+    /// layers' inputs.
+    func then(_ second: Convolution, _ x: FeatureMap, pooled: Bool = false) -> FeatureMap {
+        guard int8Input != nil, let next = second.int8Input, LayerInputRecorder.current == nil else {
+            return pooled ? second.applyThenPool2x2(apply(x)) : second.apply(apply(x))
+        }
+        let bytes = applyQuantized(x, for: next)
+        return pooled ? second.applyThenPool2x2(bytes) : second.apply(bytes)
+    }
+}
+
+/// `convs` one after another, each reading only the one before's output, handed over as
+/// bytes between layers that compute in int8 (the same values: `ByteMap`), unless a pass
+/// records the layers' inputs.
+func chain(_ convs: [Convolution], _ x: FeatureMap) -> FeatureMap {
+    var floats = x, bytes: ByteMap? = nil
+    for (i, conv) in convs.enumerated() {
+        let next = i + 1 < convs.count && conv.int8Input != nil && LayerInputRecorder.current == nil ? convs[i + 1].int8Input : nil
+        switch (bytes, next) {
+        case (let b?, let q?): bytes = conv.applyQuantized(b, for: q)
+        case (let b?, nil): floats = conv.apply(b); bytes = nil
+        case (nil, let q?): bytes = conv.applyQuantized(floats, for: q)
+        case (nil, nil): floats = conv.apply(floats)
+        }
+    }
+    return floats
 }

@@ -13,9 +13,12 @@ enum LargeBuffers {
     static let hugePageSize = 2 << 20
 
     /// An array of `count` floats the caller overwrites completely.
-    static func uninitialized(_ count: Int) -> [Float] {
-        [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-            if let base = buffer.baseAddress { adviseHugePages(UnsafeMutableRawPointer(base), bytes: count * 4) }
+    static func uninitialized(_ count: Int) -> [Float] { uninitialized(count, of: Float.self) }
+
+    /// An array of `count` elements the caller overwrites completely.
+    static func uninitialized<Element: BitwiseCopyable>(_ count: Int, of: Element.Type) -> [Element] {
+        [Element](unsafeUninitializedCapacity: count) { buffer, initialized in
+            if let base = buffer.baseAddress { adviseHugePages(UnsafeMutableRawPointer(base), bytes: count * MemoryLayout<Element>.stride) }
             initialized = count
         }
     }
@@ -34,30 +37,30 @@ enum LargeBuffers {
     }
 }
 
-/// One float array kept between calls of a layer. `take` hands it out when it
+/// One array (of floats, or of bytes for int8 layers) kept between calls of a layer. `take` hands it out when it
 /// has the size asked for (else a fresh one); `keep` stores the array the
 /// layer returned. If the previous result is still referenced (by a caller's
 /// outputs), writing into the array copies it first (copy-on-write), so the
 /// caller's values never change. Safe for concurrent forward passes: a second
 /// caller while the buffer is out simply gets a fresh array.
 ///
-/// Arrays above `largestKept` floats are not kept: a layer's output on a
+/// Arrays above `largestKept` bytes are not kept: a layer's output on a
 /// large photo (130 MB at 1920 x 1080) held until the next pass would add up,
 /// over the layers, to more than the pass itself needs.
-final class ReusableBuffer: @unchecked Sendable {
+final class ReusableBuffer<Element: BitwiseCopyable & ExpressibleByIntegerLiteral>: @unchecked Sendable {
     private let lock = NSLock()
-    private var stored: [Float] = []
+    private var stored: [Element] = []
     /// 64 MB: every output at 480 x 640 is kept.
-    static let largestKept = 16 << 20
+    static var largestKept: Int { 64 << 20 }
 
     /// The kept array resized to `count` within its capacity (a layer's last band can be
     /// shorter; a fresh array each time would come back as pages the system zeroes).
-    func take(count: Int) -> [Float] {
+    func take(count: Int) -> [Element] {
         lock.lock()
-        var array: [Float] = []
+        var array: [Element] = []
         swap(&array, &stored)
         lock.unlock()
-        guard count > 0, array.capacity >= count else { return LargeBuffers.uninitialized(count) }
+        guard count > 0, array.capacity >= count else { return LargeBuffers.uninitialized(count, of: Element.self) }
         if array.count > count {
             array.removeLast(array.count - count)
         } else if array.count < count {
@@ -66,9 +69,9 @@ final class ReusableBuffer: @unchecked Sendable {
         return array
     }
 
-    func keep(_ array: [Float]) {
+    func keep(_ array: [Element]) {
         lock.lock()
-        stored = array.count <= ReusableBuffer.largestKept ? array : []
+        stored = array.count * MemoryLayout<Element>.stride <= Self.largestKept ? array : []
         lock.unlock()
     }
 }

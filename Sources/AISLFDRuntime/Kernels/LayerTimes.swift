@@ -72,4 +72,13 @@ final class TimedConvolution: Convolution {
     func apply(_ x: FeatureMap) -> FeatureMap { LayerTimes.time(kind) { inner.apply(x) } }
     func apply(_ x: FeatureMap, channels: Range<Int>) -> FeatureMap { LayerTimes.time(kind) { inner.apply(x, channels: channels) } }
     func applyThenPool2x2(_ x: FeatureMap) -> FeatureMap { LayerTimes.time(kind) { inner.applyThenPool2x2(x) } }
+    var int8Input: ActivationQuantization? { inner.int8Input }
+    func applyQuantized(_ x: FeatureMap, for next: ActivationQuantization) -> ByteMap {
+        LayerTimes.time(kind) { inner.applyQuantized(x, for: next) }
+    }
+    func applyQuantized(_ x: ByteMap, for next: ActivationQuantization) -> ByteMap {
+        LayerTimes.time(kind) { inner.applyQuantized(x, for: next) }
+    }
+    func apply(_ x: ByteMap) -> FeatureMap { LayerTimes.time(kind) { inner.apply(x) } }
+    func applyThenPool2x2(_ x: ByteMap) -> FeatureMap { LayerTimes.time(kind) { inner.applyThenPool2x2(x) } }
 }

@@ -21,7 +21,7 @@ final class WinogradConvolution: Convolution {
     private let packed: UnsafeMutableBufferPointer<Float>
     private let packedMatrix: Int
     private let epilogue: StoredEpilogue
-    private let lastOutput = ReusableBuffer()
+    private let lastOutput = ReusableBuffer<Float>()
 
     /// Whether Winograd can compute `geometry`: 3x3, stride 1, padding 1.
     static func computes(_ geometry: ConvGeometry) -> Bool {

@@ -43,7 +43,18 @@ final class VGGBackbone: BackboneModule {
             x = BandedConvolutions.thenPool2x2(x, layers[0].conv, layers[1].conv, workers: layers[0].conv.workers)
             layers = layers.dropFirst(2)
         }
-        for layer in layers {
+        while let layer = layers.first {
+            layers = layers.dropFirst()
+            // Two int8 layers in a row hand the first one's output over as bytes, unless it is recorded.
+            if !layer.poolAfter, let next = layers.first, next.conv.int8Input != nil, layer.conv.int8Input != nil,
+               !(recorder.enabled && layer.activationName != nil) {
+                layers = layers.dropFirst()
+                let recorded = recorder.enabled && next.activationName != nil
+                x = layer.conv.then(next.conv, x, pooled: next.poolAfter && !recorded)
+                if recorded, let name = next.activationName { recorder.record(name, x) }
+                if next.poolAfter && recorded { x = kernels.averagePool2x2(x) }
+                continue
+            }
             // The pre-pool activation exists only when it is recorded.
             if layer.poolAfter && !(recorder.enabled && layer.activationName != nil) {
                 x = layer.conv.applyThenPool2x2(x)

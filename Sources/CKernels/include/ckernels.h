@@ -92,6 +92,10 @@ void ckernels_int8_pack(const int8_t *a, int m, int k4, int8_t *packed, int32_t 
 /// out[i * out_stride] = clamp(round_half_even(x[i] * inverse_scale) + zero_point, 0, 255).
 void ckernels_quantize_u8(const float *x, int count, float inverse_scale, int zero_point, uint8_t *out, ptrdiff_t out_stride);
 
+/// ckernels_quantize_u8 into consecutive bytes (out_stride 1), at `level` (as for
+/// ckernels_gemm_u8s8; the same bytes at every level).
+void ckernels_quantize_bytes(int level, const float *x, int count, float inverse_scale, int zero_point, uint8_t *out);
+
 /// The int8 window of a band of output rows of a convolution: input rows
 /// stride * first_output_row - padding ... quantized (ckernels_quantize_u8), zero-padded
 /// (padding is the value 0, i.e. zero_point), each channel's columns split into `stride`
@@ -104,6 +108,11 @@ void ckernels_quantize_u8(const float *x, int count, float inverse_scale, int ze
 void ckernels_int8_fill(int level, const float *input, int channels, int height, int width, int stride, int padding, int kernel,
                         int first_output_row, int output_rows, int window_rows, float inverse_scale, int zero_point,
                         uint8_t *window);
+
+/// ckernels_int8_fill from input already quantized: `input` holds the bytes ckernels_quantize_u8
+/// would make of it, channel after channel, and is copied into the same window.
+void ckernels_int8_fill_bytes(const uint8_t *input, int channels, int height, int width, int stride, int padding, int kernel,
+                              int first_output_row, int output_rows, int window_rows, int zero_point, uint8_t *window);
 
 /// C = epilogue(float(A Q)) for an int8 A (ckernels_int8_pack) and u8 activations read
 /// through offsets, as ckernels_gemm but in words of 4 bytes:
