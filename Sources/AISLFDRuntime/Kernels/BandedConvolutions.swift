@@ -31,7 +31,7 @@ enum BandedConvolutions {
             if skip % 2 == 0, first.int8Input != nil, second.int8Input != nil {
                 // int8: the band comes out pooled (Int8Convolution pools in cache); its rows
                 // skip / 2 ..< skip / 2 + p1 - p0 are the wanted ones.
-                let pooled = first.then(second, x.rowSlice(a..<b), pooled: true)
+                let pooled = chain([first, second], x.rowSlice(a..<b), pooled: true)
                 pooled.values.withUnsafeBufferPointer { input in
                     out.values.withUnsafeMutableBufferPointer { output in
                         for ch in 0..<channels {
@@ -42,7 +42,7 @@ enum BandedConvolutions {
                 }
                 continue
             }
-            let band = first.then(second, x.rowSlice(a..<b))
+            let band = chain([first, second], x.rowSlice(a..<b))
             band.values.withUnsafeBufferPointer { input in
                 out.values.withUnsafeMutableBufferPointer { output in
                     let src = input.baseAddress!, dst = output.baseAddress!

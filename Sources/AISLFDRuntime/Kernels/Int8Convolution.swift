@@ -120,7 +120,7 @@ final class NamedConvolution: Convolution {
         return LayerTimes.timeLayer(name) { conv.applyQuantized(x, for: next) }
     }
 
-    // Byte inputs never come while layer inputs are recorded (`Convolution.then`, `chain`):
+    // Byte inputs never come while layer inputs are recorded (`chain`):
     // they are recorded as fp32 maps.
     func applyQuantized(_ x: ByteMap, for next: ActivationQuantization) -> ByteMap {
         LayerTimes.timeLayer(name) { conv.applyQuantized(x, for: next) }
@@ -140,7 +140,7 @@ final class NamedConvolution: Convolution {
 /// then ReLU and the post affine as in fp32. The output is fp32 — what follows (BatchNorm
 /// affines, pooling, resizing, L2 normalisation, attention, NetVLAD) stays fp32 — or, when
 /// another int8 convolution reads it next, bytes quantized for that one (`ByteMap`; the models
-/// chain layers so, `chain` and `Convolution.then`), or its 2x2 average pooling: those two
+/// chain layers so, `chain`), or its 2x2 average pooling: those two
 /// pass each band's fp32 values through a scratch band that stays in cache, so the full-size
 /// fp32 map is never written (a 78 MB map at 480 x 640 in VGG's first block) and the next
 /// layer's fill copies bytes instead of quantizing floats. Both give exactly the values of the
@@ -158,11 +158,15 @@ final class Int8Convolution: Convolution {
     private let epilogue: StoredEpilogue
     private let lastOutput = ReusableBuffer<Float>()
     private let lastBytes = ReusableBuffer<UInt8>()
+    /// The model's pool of worker scratch (windows and scratch bands).
+    private let scratch: ScratchPool
 
     /// `level`: 0 portable, 1 AVX2, 2 AVX-512 VNNI (at most `ckernels_int8_level()`).
-    init(_ geometry: ConvGeometry, layer: Int8Layer, epilogue e: Epilogue, level: Int32, workers: Workers, bandPositions: Int = 0) {
+    init(_ geometry: ConvGeometry, layer: Int8Layer, epilogue e: Epilogue, level: Int32, workers: Workers, bandPositions: Int = 0,
+         scratch: ScratchPool) {
         let g = geometry, taps = g.kernel * g.kernel
         self.geometry = g
+        self.scratch = scratch
         self.workers = workers
         self.level = level
         self.input = layer.input
@@ -248,6 +252,12 @@ final class Int8Convolution: Convolution {
         case pooled(UnsafeMutablePointer<Float>)
         /// The whole output as bytes for the next layer.
         case bytes(UnsafeMutablePointer<UInt8>, ActivationQuantization)
+
+        /// Whether each band's fp32 values go through a scratch band first.
+        var throughScratch: Bool {
+            if case .floats = self { return false }
+            return true
+        }
     }
 
     private func floats(_ source: Source, height: Int, width: Int, pooled: Bool) -> FeatureMap {
@@ -273,9 +283,7 @@ final class Int8Convolution: Convolution {
         let bytesPerOutputRow = groups * s * s * phaseWidth * 4
         let threads = workers.pieces
         var bandRows = max(1, bandPositions > 0 ? bandPositions / outW : Int8Convolution.windowBudget / bytesPerOutputRow)
-        var scratched = true
-        if case .floats = sink { scratched = false }
-        if scratched { bandRows = min(bandRows, max(1, Int8Convolution.scratchFloats / (g.outChannels * outW))) }
+        if sink.throughScratch { bandRows = min(bandRows, max(1, Int8Convolution.scratchFloats / (g.outChannels * outW))) }
         let bands = min(outH, (((outH + bandRows - 1) / bandRows + threads - 1) / threads) * threads)
         bandRows = (outH + bands - 1) / bands
         // Pooled bands start on even rows.
@@ -293,15 +301,14 @@ final class Int8Convolution: Convolution {
         let bandCount = (outH + bandRows - 1) / bandRows
         let inverse = 1 / input.scale, zeroPoint = Int32(input.zeroPoint)
         offsets.withUnsafeBufferPointer { o in
+            // One buffer from the model's scratch pool: the window's bytes, then the scratch band.
+            let windowFloats = (windowBytes + 3) / 4, scratchCount = sink.throughScratch ? g.outChannels * bandRows * outW : 0
             workers.forEachChunk(bandCount) { range in
-                let window = UnsafeMutablePointer<UInt8>.allocate(capacity: windowBytes)
-                defer { window.deallocate() }
-                var scratch: UnsafeMutablePointer<Float>? = nil
-                if scratched { scratch = .allocate(capacity: g.outChannels * bandRows * outW) }
-                defer { scratch?.deallocate() }
+              scratch.withBuffer(windowFloats + scratchCount) { buffer in
+                let window = UnsafeMutableRawPointer(buffer).assumingMemoryBound(to: UInt8.self), band = buffer + windowFloats
                 epilogue.withPointer { e in
-                    for band in range {
-                        let oy0 = band * bandRows, rows = min(bandRows, outH - oy0)
+                    for index in range {
+                        let oy0 = index * bandRows, rows = min(bandRows, outH - oy0)
                         switch source {
                         case .floats(let x):
                             ckernels_int8_fill(level, x, Int32(g.inChannels), Int32(height), Int32(width), Int32(s), Int32(g.padding),
@@ -310,14 +317,15 @@ final class Int8Convolution: Convolution {
                             ckernels_int8_fill_bytes(x, Int32(g.inChannels), Int32(height), Int32(width), Int32(s), Int32(g.padding),
                                                      Int32(g.kernel), Int32(oy0), Int32(rows), Int32(paddedRows), zeroPoint, window)
                         }
+                        var target = band, matrixRow = rows * outW
+                        if case .floats(let output) = sink { (target, matrixRow) = (output + oy0 * outW, outH * outW) }
+                        ckernels_gemm_u8s8(level, Int32(g.outChannels), Int32(rows), Int32(outW), Int32(o.count), packed.baseAddress!,
+                                           window, s * phaseWidth * 4, o.baseAddress!, target, matrixRow, outW, e)
                         switch sink {
-                        case .floats(let output):
-                            ckernels_gemm_u8s8(level, Int32(g.outChannels), Int32(rows), Int32(outW), Int32(o.count), packed.baseAddress!,
-                                               window, s * phaseWidth * 4, o.baseAddress!, output + oy0 * outW, outH * outW, outW, e)
+                        case .floats:
+                            break
                         case .pooled(let output):
-                            let band = scratch!, pooledH = outH / 2, pooledW = outW / 2
-                            ckernels_gemm_u8s8(level, Int32(g.outChannels), Int32(rows), Int32(outW), Int32(o.count), packed.baseAddress!,
-                                               window, s * phaseWidth * 4, o.baseAddress!, band, rows * outW, outW, e)
+                            let pooledH = outH / 2, pooledW = outW / 2
                             for c in 0..<g.outChannels {
                                 for r in 0..<(rows / 2) {
                                     let row = band + (c * rows + 2 * r) * outW
@@ -325,9 +333,6 @@ final class Int8Convolution: Convolution {
                                 }
                             }
                         case .bytes(let output, let next):
-                            let band = scratch!
-                            ckernels_gemm_u8s8(level, Int32(g.outChannels), Int32(rows), Int32(outW), Int32(o.count), packed.baseAddress!,
-                                               window, s * phaseWidth * 4, o.baseAddress!, band, rows * outW, outW, e)
                             for c in 0..<g.outChannels {
                                 ckernels_quantize_bytes(level, band + c * rows * outW, Int32(rows * outW), 1 / next.scale, Int32(next.zeroPoint),
                                                         output + (c * outH + oy0) * outW)
@@ -335,6 +340,7 @@ final class Int8Convolution: Convolution {
                         }
                     }
                 }
+              }
             }
         }
     }
@@ -349,7 +355,7 @@ final class Int8Convolution: Convolution {
 extension CPUKernels {
     func makeInt8Convolution(_ geometry: ConvGeometry, layer: Int8Layer, epilogue: Epilogue) -> Convolution {
         let made = Int8Convolution(geometry, layer: layer, epilogue: epilogue, level: Int8Convolution.level(level), workers: workers,
-                                   bandPositions: columnBudget ?? 0)
+                                   bandPositions: columnBudget ?? 0, scratch: scratch)
         return LayerTimes.isEnabled ? TimedConvolution(made) : made
     }
 }
@@ -389,7 +395,7 @@ extension KernelOps {
         let (h, w) = a.geometry.outputSize(height: input.height, width: input.width)
         let b = try int8Convolution(a.geometry.outChannels, h, w, layer: second.layer, kernel: kernel, bias: second.bias,
                                     stride: 1, padding: padding, relu: relu, bandPositions: bandPositions)
-        return a.then(b, input, pooled: pooled)
+        return chain([a, b], input, pooled: pooled)
     }
 
     private func int8Convolution(_ channels: Int, _ height: Int, _ width: Int, layer: Int8Layer, kernel: Int, bias: [Float]?, stride: Int,

@@ -90,30 +90,21 @@ extension Convolution {
     func apply(_ x: ByteMap) -> FeatureMap { preconditionFailure("only a convolution that computes in int8 reads bytes") }
     func applyThenPool2x2(_ x: ByteMap) -> FeatureMap { preconditionFailure("only a convolution that computes in int8 reads bytes") }
 
-    /// `second.apply(apply(x))` (pooled: `second.applyThenPool2x2`), this output handed over
-    /// as bytes when both compute in int8 (the same values: `ByteMap`) and no pass records the
-    /// layers' inputs.
-    func then(_ second: Convolution, _ x: FeatureMap, pooled: Bool = false) -> FeatureMap {
-        guard int8Input != nil, let next = second.int8Input, LayerInputRecorder.current == nil else {
-            return pooled ? second.applyThenPool2x2(apply(x)) : second.apply(apply(x))
-        }
-        let bytes = applyQuantized(x, for: next)
-        return pooled ? second.applyThenPool2x2(bytes) : second.apply(bytes)
-    }
 }
 
-/// `convs` one after another, each reading only the one before's output, handed over as
-/// bytes between layers that compute in int8 (the same values: `ByteMap`), unless a pass
-/// records the layers' inputs.
-func chain(_ convs: [Convolution], _ x: FeatureMap) -> FeatureMap {
+/// `convs` one after another, each reading only the one before's output, the last one pooled
+/// with `pooled` (`applyThenPool2x2`); outputs are handed over as bytes between layers that
+/// compute in int8 (the same values: `ByteMap`), unless a pass records the layers' inputs.
+func chain(_ convs: [Convolution], _ x: FeatureMap, pooled: Bool = false) -> FeatureMap {
     var floats = x, bytes: ByteMap? = nil
     for (i, conv) in convs.enumerated() {
-        let next = i + 1 < convs.count && conv.int8Input != nil && LayerInputRecorder.current == nil ? convs[i + 1].int8Input : nil
+        let last = i + 1 == convs.count
+        let next = !last && conv.int8Input != nil && LayerInputRecorder.current == nil ? convs[i + 1].int8Input : nil
         switch (bytes, next) {
         case (let b?, let q?): bytes = conv.applyQuantized(b, for: q)
-        case (let b?, nil): floats = conv.apply(b); bytes = nil
+        case (let b?, nil): floats = last && pooled ? conv.applyThenPool2x2(b) : conv.apply(b); bytes = nil
         case (nil, let q?): bytes = conv.applyQuantized(floats, for: q)
-        case (nil, nil): floats = conv.apply(floats)
+        case (nil, nil): floats = last && pooled ? conv.applyThenPool2x2(floats) : conv.apply(floats)
         }
     }
     return floats

@@ -50,7 +50,7 @@ final class VGGBackbone: BackboneModule {
                !(recorder.enabled && layer.activationName != nil) {
                 layers = layers.dropFirst()
                 let recorded = recorder.enabled && next.activationName != nil
-                x = layer.conv.then(next.conv, x, pooled: next.poolAfter && !recorded)
+                x = chain([layer.conv, next.conv], x, pooled: next.poolAfter && !recorded)
                 if recorded, let name = next.activationName { recorder.record(name, x) }
                 if next.poolAfter && recorded { x = kernels.averagePool2x2(x) }
                 continue
