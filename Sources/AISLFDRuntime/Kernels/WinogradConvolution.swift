@@ -43,31 +43,47 @@ final class WinogradConvolution: Convolution {
         let lvl = Int32(level.rawValue)
         packedMatrix = ckernels_packed_count(lvl, Int32(cout), Int32(cin))
         packed = .allocate(capacity: alpha * alpha * packedMatrix)
-        let g = WinogradConvolution.weightTransform(tile)
+        let g = WinogradConvolution.weightTransform(tile).flatMap { $0 }
         var u = [Float](repeating: 0, count: alpha * alpha * cout * cin)
-        var gw = [Double](repeating: 0, count: alpha * 3)
-        for co in 0..<cout {
-            for ci in 0..<cin {
-                let w = (co * cin + ci) * 9
-                // G w G^T in Float64, rounded once.
-                for p in 0..<alpha {
-                    for j in 0..<3 {
-                        gw[p * 3 + j] = g[p][0] * Double(weight[w + j]) + g[p][1] * Double(weight[w + 3 + j])
-                            + g[p][2] * Double(weight[w + 6 + j])
-                    }
-                }
-                for p in 0..<alpha {
-                    for q in 0..<alpha {
-                        let s = gw[p * 3] * g[q][0] + gw[p * 3 + 1] * g[q][1] + gw[p * 3 + 2] * g[q][2]
-                        u[((p * alpha + q) * cout + co) * cin + ci] = Float(s)
+        // Output channels side by side; each (co, ci) writes only its own alpha^2 values of u.
+        u.withUnsafeMutableBufferPointer { u in
+            let u = u.baseAddress!
+            weight.withUnsafeBufferPointer { weight in
+                let weight = weight.baseAddress!
+                g.withUnsafeBufferPointer { g in
+                    let g = g.baseAddress!
+                    workers.forEachChunk(cout) { channels in
+                        var gw = [Double](repeating: 0, count: alpha * 3)
+                        gw.withUnsafeMutableBufferPointer { gw in
+                            for co in channels {
+                                for ci in 0..<cin {
+                                    let w = weight + (co * cin + ci) * 9
+                                    // G w G^T in Float64, rounded once.
+                                    for p in 0..<alpha {
+                                        for j in 0..<3 {
+                                            gw[p * 3 + j] = g[p * 3] * Double(w[j]) + g[p * 3 + 1] * Double(w[3 + j]) + g[p * 3 + 2] * Double(w[6 + j])
+                                        }
+                                    }
+                                    for p in 0..<alpha {
+                                        for q in 0..<alpha {
+                                            let s = gw[p * 3] * g[q * 3] + gw[p * 3 + 1] * g[q * 3 + 1] + gw[p * 3 + 2] * g[q * 3 + 2]
+                                            u[((p * alpha + q) * cout + co) * cin + ci] = Float(s)
+                                        }
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }
         }
+        let packed = self.packed.baseAddress!, packedMatrix = self.packedMatrix
         u.withUnsafeBufferPointer { u in
-            for e in 0..<(alpha * alpha) {
-                ckernels_pack(lvl, u.baseAddress! + e * cout * cin, cin, 1, Int32(cout), Int32(cin), 1,
-                              packed.baseAddress! + e * packedMatrix)
+            let u = u.baseAddress!
+            workers.forEachChunk(alpha * alpha) { elements in
+                for e in elements {
+                    ckernels_pack(lvl, u + e * cout * cin, cin, 1, Int32(cout), Int32(cin), 1, packed + e * packedMatrix)
+                }
             }
         }
     }
