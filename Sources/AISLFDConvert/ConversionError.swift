@@ -22,6 +22,8 @@ public enum ConversionError: Error, Equatable, CustomStringConvertible, Sendable
     case fp16Overflow(key: String, count: Int, largest: Float)
     /// The schema's wiring contradicts the tensors (e.g. a BatchNorm reading nothing).
     case inconsistentLayer(layer: String, problem: String)
+    /// `ConversionOptions.sizeBudget` is not a fraction in (0, 1] (the command refuses it first).
+    case invalidSizeBudget(Double)
 
     public var description: String {
         switch self {
@@ -41,6 +43,7 @@ public enum ConversionError: Error, Equatable, CustomStringConvertible, Sendable
         case .fp16Overflow(let key, let count, let largest):
             return "tensor \(key): \(count) values overflow fp16 (largest magnitude \(largest), fp16 holds up to 65504); use clamping or keep the tensor at fp32"
         case .inconsistentLayer(let layer, let problem): return "layer \(layer): \(problem)"
+        case .invalidSizeBudget(let fraction): return "size budget \(fraction): must be a fraction above 0 and at most 1"
         }
     }
 }

@@ -69,6 +69,7 @@ public enum Converter {
                                options: ConversionOptions = ConversionOptions(),
                                converter: AISWMetadata.Converter = AISWMetadata.Converter(name: Converter.name, version: Converter.version),
                                progress: ConversionProgress? = nil) throws -> Conversion {
+        if let b = options.sizeBudget, !(b.isFinite && b > 0 && b <= 1) { throw ConversionError.invalidSizeBudget(b) }
         try checkInput(contents, schema)
         var state = ConversionState(schema: schema, options: options, source: contents.tensors)
         state.progress = progress

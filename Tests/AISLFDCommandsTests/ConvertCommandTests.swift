@@ -113,6 +113,11 @@ final class ConvertCommandTests: XCTestCase {
             ["Weights/lisrd.h5", "Weights/lisrd.h5"],           // OUTPUT is INPUT
             ["no-such-file.h5", "--check"],
             ["README.md", "--check"],                            // not a weights file
+            ["Weights/lisrd.h5", "x.aisw", "--precision", "int8", "--size-budget", "1.5"],
+            ["Weights/lisrd.h5", "x.aisw", "--precision", "int8", "--size-budget", "0"],
+            ["Weights/lisrd.h5", "x.aisw", "--precision", "int8", "--size-budget", "nan"],
+            ["Weights/lisrd.h5", "x.aisw", "--size-budget", "0.3"],                  // fp32 has no budget
+            ["Weights/lisrd.h5", "x.aisw", "--precision", "int8", "--no-calibration", "--size-budget", "0.3"],
         ]
         for arguments in cases {
             let r = try Commands.run("aislfd-convert", arguments)
@@ -120,6 +125,9 @@ final class ConvertCommandTests: XCTestCase {
             XCTAssertEqual(r.stdout, "", "\(arguments)")
             XCTAssertFalse(r.stderr.isEmpty, "\(arguments)")
         }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: Fixtures.repoPath("x.aisw")))
+        let budget = try Commands.run("aislfd-convert", ["Weights/lisrd.h5", "x.aisw", "--precision", "int8", "--size-budget", "1.5"])
+        XCTAssertTrue(budget.stderr.contains("--size-budget must be a fraction above 0 and at most 1, got 1.5"), budget.stderr)
         let same = try Commands.run("aislfd-convert", ["Weights/lisrd.h5", "Weights/lisrd.h5"])
         XCTAssertTrue(same.stderr.hasPrefix("Weights/lisrd.h5: "), same.stderr)
         XCTAssertEqual(same.stderr.split(separator: "\n").count, 1)

@@ -26,6 +26,16 @@ final class ConversionErrorTests: XCTestCase {
         XCTAssertNoThrow(try convertFixture("conv-bn-s1") { _ in })
     }
 
+    func testSizeBudgetOutsideZeroToOne() {
+        for b in [0, -0.1, 1.5, .infinity] {
+            expect(.invalidSizeBudget(b), options: ConversionOptions(precision: .int8, sizeBudget: b)) { _ in }
+        }
+        XCTAssertThrowsError(try convertFixture("conv-bn-s1", options: ConversionOptions(precision: .int8, sizeBudget: .nan)) { _ in }) {
+            XCTAssertEqual("\($0)", "size budget nan: must be a fraction above 0 and at most 1")
+        }
+        XCTAssertNoThrow(try convertFixture("conv-bn-s1", options: ConversionOptions(precision: .int8, sizeBudget: 1)) { _ in })
+    }
+
     func testMissingTensor() {
         for fold in [true, false] {
             expect(.missingTensor(key: "bn.running_var", role: "bn_running_var"), options: ConversionOptions(fold: fold)) { t in

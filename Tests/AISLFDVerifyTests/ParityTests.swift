@@ -83,6 +83,18 @@ final class ParityTests: XCTestCase {
         }
     }
 
+    /// aislfd-a's gap closes when the file may be larger: at `--size-budget 0.35` MixedPrecision
+    /// stores the backbone, the heads' 1x1 convolutions and PSA's query and key at fp16 (the
+    /// heads' first convolutions stay int8), and every int8 tolerance holds, kp_meta included.
+    func testInt8OfAISLFDAPassesWithALargerSizeBudget() throws {
+        let path = try convert("aislfd-a", ConversionOptions(precision: .int8, sizeBudget: 0.35))
+        _ = try verify(path, "aislfd-a")
+        let bytes = try FileManager.default.attributesOfItem(atPath: path)[.size] as! Int
+        let payload = try WeightsReader.read(path: Self.samplePath("aislfd-a")).tensors.reduce(0) { $0 + $1.elementCount } * 4
+        XCTAssertLessThanOrEqual(Double(bytes), 0.35 * Double(payload))
+        XCTAssertGreaterThan(Double(bytes), 0.27 * Double(payload), "the default budget is what misses kp_meta")
+    }
+
     /// Plain int8 (every weight rounded to nearest, no calibration) is out of the tolerance
     /// the calibrated conversion meets: the int8 check can fail.
     func testPlainInt8FailsVerification() throws {

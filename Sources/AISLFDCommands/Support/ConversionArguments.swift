@@ -28,11 +28,26 @@ public struct ConversionArguments: ParsableArguments {
           help: "int8: store the weights in int8 but compute every layer in fp32 (no int8 arithmetic; a version 1 file).")
     var weightsOnly = false
 
+    @Option(name: .customLong("size-budget"),
+            help: ArgumentHelp("fp16/int8 with calibration: the file may grow to this fraction of the source's fp32 payload "
+                               + "by storing the most sensitive weights wider (default 0.52 for fp16, 0.27 for int8).", valueName: "fraction"))
+    var sizeBudget: Double?
+
     public init() {}
+
+    public func validate() throws {
+        guard let sizeBudget else { return }
+        guard sizeBudget.isFinite, sizeBudget > 0, sizeBudget <= 1 else {
+            throw ValidationError("--size-budget must be a fraction above 0 and at most 1, got \(sizeBudget)")
+        }
+        guard precision != .fp32, !noCalibration else {
+            throw ValidationError("--size-budget needs --precision fp16 or int8 with calibration (no --no-calibration)")
+        }
+    }
 
     var options: ConversionOptions {
         ConversionOptions(precision: precision, fold: !noFold, clamp: clamp, keep: keep,
-                          calibration: noCalibration ? nil : CalibrationSettings(), weightsOnly: weightsOnly)
+                          calibration: noCalibration ? nil : CalibrationSettings(), sizeBudget: sizeBudget, weightsOnly: weightsOnly)
     }
 
     /// Converts validated weights; `progress` hears about each calibration step.
