@@ -45,33 +45,15 @@ final class WinogradConvolution: Convolution {
         packed = .allocate(capacity: alpha * alpha * packedMatrix)
         let g = WinogradConvolution.weightTransform(tile).flatMap { $0 }
         var u = [Float](repeating: 0, count: alpha * alpha * cout * cin)
-        // Output channels side by side; each (co, ci) writes only its own alpha^2 values of u.
         u.withUnsafeMutableBufferPointer { u in
             let u = u.baseAddress!
-            weight.withUnsafeBufferPointer { weight in
-                let weight = weight.baseAddress!
-                g.withUnsafeBufferPointer { g in
-                    let g = g.baseAddress!
-                    workers.forEachChunk(cout) { channels in
-                        var gw = [Double](repeating: 0, count: alpha * 3)
-                        gw.withUnsafeMutableBufferPointer { gw in
-                            for co in channels {
-                                for ci in 0..<cin {
-                                    let w = weight + (co * cin + ci) * 9
-                                    // G w G^T in Float64, rounded once.
-                                    for p in 0..<alpha {
-                                        for j in 0..<3 {
-                                            gw[p * 3 + j] = g[p * 3] * Double(w[j]) + g[p * 3 + 1] * Double(w[3 + j]) + g[p * 3 + 2] * Double(w[6 + j])
-                                        }
-                                    }
-                                    for p in 0..<alpha {
-                                        for q in 0..<alpha {
-                                            let s = gw[p * 3] * g[q * 3] + gw[p * 3 + 1] * g[q * 3 + 1] + gw[p * 3 + 2] * g[q * 3 + 2]
-                                            u[((p * alpha + q) * cout + co) * cin + ci] = Float(s)
-                                        }
-                                    }
-                                }
-                            }
+            weight.withUnsafeBufferPointer { w in
+                // Each (co, ci) writes only its own alpha^2 values of u, so output channels can go side by side.
+                workers.forEachChunk(cout) { channels in
+                    for co in channels {
+                        for ci in 0..<cin {
+                            WinogradConvolution.transform(w.baseAddress! + (co * cin + ci) * 9, g, alpha: alpha,
+                                                          into: u + co * cin + ci, stride: cout * cin)
                         }
                     }
                 }
@@ -89,6 +71,22 @@ final class WinogradConvolution: Convolution {
     }
 
     deinit { packed.deallocate() }
+
+    /// G w G^T of one 3x3 kernel `w` in Float64, rounded once; `g` is G row-major, element
+    /// (p, q) goes to `out[(p * alpha + q) * stride]`.
+    private static func transform(_ w: UnsafePointer<Float>, _ g: [Double], alpha: Int,
+                                  into out: UnsafeMutablePointer<Float>, stride: Int) {
+        for p in 0..<alpha {
+            // Row p of G w.
+            let a = g[p * 3], b = g[p * 3 + 1], c = g[p * 3 + 2]
+            let r0 = a * Double(w[0]) + b * Double(w[3]) + c * Double(w[6])
+            let r1 = a * Double(w[1]) + b * Double(w[4]) + c * Double(w[7])
+            let r2 = a * Double(w[2]) + b * Double(w[5]) + c * Double(w[8])
+            for q in 0..<alpha {
+                out[(p * alpha + q) * stride] = Float(r0 * g[q * 3] + r1 * g[q * 3 + 1] + r2 * g[q * 3 + 2])
+            }
+        }
+    }
 
     /// G of F(m, 3) (Lavin & Gray 2016): rows of (m + 2) x 3.
     static func weightTransform(_ m: Int) -> [[Double]] {
