@@ -57,27 +57,6 @@ def layer_columns(model, name, image):
     return torch.cat([make_quant_fixtures.columns(module, x) for x in got], 1)
 
 
-def gptq(w, h, damping=0.01):
-    """GPTQ of rows w against moments h, largest diagonal first; returns the stored values."""
-    n = w.shape[1]
-    scales = np.abs(w).max(1) / 127
-    scales[scales == 0] = 1
-    order = np.argsort(-np.diag(h), kind='stable')
-    hp = h[np.ix_(order, order)].copy()
-    hp[np.diag_indices(n)] += damping * np.mean(np.diag(hp)) + 1e-12
-    inverse = np.linalg.inv(np.linalg.cholesky(hp))
-    u = np.linalg.cholesky(inverse.T @ inverse).T
-    wp = w[:, order].astype(np.float64).copy()
-    out = np.zeros_like(wp)
-    for a in range(n):
-        v = np.clip(np.rint(wp[:, a] / scales), -127, 127) * scales
-        out[:, a] = v
-        wp[:, a + 1:] -= np.outer((wp[:, a] - v) / u[a, a], u[a, a + 1:])
-    stored = np.zeros_like(out)
-    stored[:, order] = out
-    return stored
-
-
 def rounded_model(weights, arch, images, mode, lam):
     reference = make_reference.build_model(weights, arch)
     rounded = make_reference.build_model(weights, arch)
@@ -99,7 +78,9 @@ def rounded_model(weights, arch, images, mode, lam):
             ridge = lam * np.mean(np.diag(h)) * np.eye(h.shape[0])
             target = w @ (c / count + ridge) @ np.linalg.inv(h + ridge)
         with torch.no_grad():
-            modules[name].weight.copy_(torch.from_numpy(gptq(target, h).reshape(weight.shape)).float())
+            q, scales, _ = make_quant_fixtures.gptq(target, h)
+            stored = q.astype(np.float32) * scales[:, None]
+            modules[name].weight.copy_(torch.from_numpy(stored.reshape(weight.shape)))
     return rounded
 
 
