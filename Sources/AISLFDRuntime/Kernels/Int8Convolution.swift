@@ -219,8 +219,12 @@ final class Int8Convolution: Convolution {
     func applyThenPool2x2(_ x: ByteMap) -> FeatureMap { floats(bytes: x, pooled: true) }
 
     private func floats(bytes x: ByteMap, pooled: Bool) -> FeatureMap {
-        precondition(x.quantization == input && x.channels == geometry.inChannels, "a byte map quantized for another layer")
+        check(x)
         return x.bytes.withUnsafeBufferPointer { floats(.bytes($0.baseAddress!), height: x.height, width: x.width, pooled: pooled) }
+    }
+
+    private func check(_ x: ByteMap) {
+        precondition(x.quantization == input && x.channels == geometry.inChannels, "a byte map quantized for another layer")
     }
 
     func applyQuantized(_ x: FeatureMap, for next: ActivationQuantization) -> ByteMap {
@@ -228,7 +232,7 @@ final class Int8Convolution: Convolution {
     }
 
     func applyQuantized(_ x: ByteMap, for next: ActivationQuantization) -> ByteMap {
-        precondition(x.quantization == input && x.channels == geometry.inChannels, "a byte map quantized for another layer")
+        check(x)
         return x.bytes.withUnsafeBufferPointer { bytes(.bytes($0.baseAddress!), height: x.height, width: x.width, for: next) }
     }
 
@@ -304,43 +308,49 @@ final class Int8Convolution: Convolution {
             // One buffer from the model's scratch pool: the window's bytes, then the scratch band.
             let windowFloats = (windowBytes + 3) / 4, scratchCount = sink.throughScratch ? g.outChannels * bandRows * outW : 0
             workers.forEachChunk(bandCount) { range in
-              scratch.withBuffer(windowFloats + scratchCount) { buffer in
-                let window = UnsafeMutableRawPointer(buffer).assumingMemoryBound(to: UInt8.self), band = buffer + windowFloats
-                epilogue.withPointer { e in
-                    for index in range {
-                        let oy0 = index * bandRows, rows = min(bandRows, outH - oy0)
-                        switch source {
-                        case .floats(let x):
-                            ckernels_int8_fill(level, x, Int32(g.inChannels), Int32(height), Int32(width), Int32(s), Int32(g.padding),
-                                               Int32(g.kernel), Int32(oy0), Int32(rows), Int32(paddedRows), inverse, zeroPoint, window)
-                        case .bytes(let x):
-                            ckernels_int8_fill_bytes(x, Int32(g.inChannels), Int32(height), Int32(width), Int32(s), Int32(g.padding),
-                                                     Int32(g.kernel), Int32(oy0), Int32(rows), Int32(paddedRows), zeroPoint, window)
-                        }
-                        var target = band, matrixRow = rows * outW
-                        if case .floats(let output) = sink { (target, matrixRow) = (output + oy0 * outW, outH * outW) }
-                        ckernels_gemm_u8s8(level, Int32(g.outChannels), Int32(rows), Int32(outW), Int32(o.count), packed.baseAddress!,
-                                           window, s * phaseWidth * 4, o.baseAddress!, target, matrixRow, outW, e)
-                        switch sink {
-                        case .floats:
-                            break
-                        case .pooled(let output):
-                            let pooledH = outH / 2, pooledW = outW / 2
-                            for c in 0..<g.outChannels {
-                                for r in 0..<(rows / 2) {
-                                    let row = band + (c * rows + 2 * r) * outW
-                                    AveragePool.poolRows(row, row + outW, into: output + (c * pooledH + oy0 / 2 + r) * pooledW, count: pooledW)
-                                }
+                scratch.withBuffer(windowFloats + scratchCount) { buffer in
+                    let window = UnsafeMutableRawPointer(buffer).assumingMemoryBound(to: UInt8.self), band = buffer + windowFloats
+                    epilogue.withPointer { e in
+                        for index in range {
+                            let oy0 = index * bandRows, rows = min(bandRows, outH - oy0)
+                            switch source {
+                            case .floats(let x):
+                                ckernels_int8_fill(level, x, Int32(g.inChannels), Int32(height), Int32(width), Int32(s), Int32(g.padding),
+                                                   Int32(g.kernel), Int32(oy0), Int32(rows), Int32(paddedRows), inverse, zeroPoint, window)
+                            case .bytes(let x):
+                                ckernels_int8_fill_bytes(x, Int32(g.inChannels), Int32(height), Int32(width), Int32(s), Int32(g.padding),
+                                                         Int32(g.kernel), Int32(oy0), Int32(rows), Int32(paddedRows), zeroPoint, window)
                             }
-                        case .bytes(let output, let next):
-                            for c in 0..<g.outChannels {
-                                ckernels_quantize_bytes(level, band + c * rows * outW, Int32(rows * outW), 1 / next.scale, Int32(next.zeroPoint),
-                                                        output + (c * outH + oy0) * outW)
-                            }
+                            var target = band, matrixRow = rows * outW
+                            if case .floats(let output) = sink { (target, matrixRow) = (output + oy0 * outW, outH * outW) }
+                            ckernels_gemm_u8s8(level, Int32(g.outChannels), Int32(rows), Int32(outW), Int32(o.count), packed.baseAddress!,
+                                               window, s * phaseWidth * 4, o.baseAddress!, target, matrixRow, outW, e)
+                            if sink.throughScratch { drain(band, rows: rows, firstRow: oy0, outH: outH, outW: outW, into: sink) }
                         }
                     }
                 }
-              }
+            }
+        }
+    }
+
+    /// Rows `firstRow ..< firstRow + rows` of the output, in the scratch `band`, into a pooled
+    /// or byte sink.
+    private func drain(_ band: UnsafeMutablePointer<Float>, rows: Int, firstRow: Int, outH: Int, outW: Int, into sink: Sink) {
+        switch sink {
+        case .floats:
+            break
+        case .pooled(let output):
+            let pooledH = outH / 2, pooledW = outW / 2
+            for c in 0..<geometry.outChannels {
+                for r in 0..<(rows / 2) {
+                    let row = band + (c * rows + 2 * r) * outW
+                    AveragePool.poolRows(row, row + outW, into: output + (c * pooledH + firstRow / 2 + r) * pooledW, count: pooledW)
+                }
+            }
+        case .bytes(let output, let next):
+            for c in 0..<geometry.outChannels {
+                ckernels_quantize_bytes(level, band + c * rows * outW, Int32(rows * outW), 1 / next.scale, Int32(next.zeroPoint),
+                                        output + (c * outH + firstRow) * outW)
             }
         }
     }

@@ -89,7 +89,6 @@ extension Convolution {
     }
     func apply(_ x: ByteMap) -> FeatureMap { preconditionFailure("only a convolution that computes in int8 reads bytes") }
     func applyThenPool2x2(_ x: ByteMap) -> FeatureMap { preconditionFailure("only a convolution that computes in int8 reads bytes") }
-
 }
 
 /// `convs` one after another, each reading only the one before's output, the last one pooled

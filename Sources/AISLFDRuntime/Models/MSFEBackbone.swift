@@ -41,20 +41,17 @@ final class MSFEBackbone: BackboneModule {
     func forward(_ image: FeatureMap, _ recorder: ActivationRecorder) -> FeatureMap {
         var x = image
         var c2 = x, c3 = x
-        if recorder.enabled {
-            for (name, conv) in blocks {
-                x = conv.apply(x)
-                recorder.record("msfe.\(name).bn", x)
-                if name == "layer2.1" { c2 = x }
-                if name == "layer3.1" { c3 = x }
-            }
-        } else {
-            // C2 and C3 also feed the laterals: each run of blocks up to one ends in fp32.
-            let convs = blocks.map(\.conv)
-            let afterC2 = blocks.firstIndex { $0.name == "layer2.1" }! + 1, afterC3 = blocks.firstIndex { $0.name == "layer3.1" }! + 1
-            c2 = chain(Array(convs[..<afterC2]), x)
-            c3 = chain(Array(convs[afterC2..<afterC3]), c2)
-            x = chain(Array(convs[afterC3...]), c3)
+        // Runs of blocks that only the next one reads (`chain`): C2 and C3 also feed the laterals,
+        // and a recorded block is seen too.
+        var start = 0
+        for (i, block) in blocks.enumerated() {
+            let isC2 = block.name == "layer2.1", isC3 = block.name == "layer3.1"
+            guard isC2 || isC3 || recorder.enabled || i == blocks.count - 1 else { continue }
+            x = chain(blocks[start...i].map(\.conv), x)
+            start = i + 1
+            recorder.record("msfe.\(block.name).bn", x)
+            if isC2 { c2 = x }
+            if isC3 { c3 = x }
         }
         let l2 = lateral2.apply(c2), l3 = lateral3.apply(c3), l4 = lateral4.apply(x)
         recorder.record("msfe.lateral2", l2)

@@ -43,26 +43,20 @@ final class VGGBackbone: BackboneModule {
             x = BandedConvolutions.thenPool2x2(x, layers[0].conv, layers[1].conv, workers: layers[0].conv.workers)
             layers = layers.dropFirst(2)
         }
-        while let layer = layers.first {
-            layers = layers.dropFirst()
-            // Two int8 layers in a row hand the first one's output over as bytes, unless it is recorded.
-            if !layer.poolAfter, let next = layers.first, next.conv.int8Input != nil, layer.conv.int8Input != nil,
-               !(recorder.enabled && layer.activationName != nil) {
+        while !layers.isEmpty {
+            // A run of layers that only the next one reads (`chain` hands int8 outputs on as bytes):
+            // it ends at pooling or at a recorded activation.
+            var run: [Layer] = []
+            while let layer = layers.first {
                 layers = layers.dropFirst()
-                let recorded = recorder.enabled && next.activationName != nil
-                x = chain([layer.conv, next.conv], x, pooled: next.poolAfter && !recorded)
-                if recorded, let name = next.activationName { recorder.record(name, x) }
-                if next.poolAfter && recorded { x = kernels.averagePool2x2(x) }
-                continue
+                run.append(layer)
+                if layer.poolAfter || (recorder.enabled && layer.activationName != nil) { break }
             }
             // The pre-pool activation exists only when it is recorded.
-            if layer.poolAfter && !(recorder.enabled && layer.activationName != nil) {
-                x = layer.conv.applyThenPool2x2(x)
-                continue
-            }
-            x = layer.conv.apply(x)
-            if let name = layer.activationName { recorder.record(name, x) }
-            if layer.poolAfter { x = kernels.averagePool2x2(x) }
+            let last = run.last!, recorded = recorder.enabled && last.activationName != nil
+            x = chain(run.map(\.conv), x, pooled: last.poolAfter && !recorded)
+            if recorded, let name = last.activationName { recorder.record(name, x) }
+            if last.poolAfter && recorded { x = kernels.averagePool2x2(x) }
         }
         return x
     }
